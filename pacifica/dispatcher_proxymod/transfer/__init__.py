@@ -1,0 +1,38 @@
+"""Moving a task's files: one :class:`Transfer` interface, a local and a Pacifica implementation.
+
+:func:`make_transfer` picks the implementation the settings ask for.
+"""
+
+from __future__ import annotations
+
+from ..errors import SettingsError
+from ..settings import TRANSFER_KINDS, Settings
+from .base import Delivery, ResultFile, Transfer
+from .local import LocalTransfer
+from .pacifica import PacificaTransfer
+
+__all__ = [
+    "Delivery",
+    "LocalTransfer",
+    "PacificaTransfer",
+    "ResultFile",
+    "Transfer",
+    "make_transfer",
+]
+
+
+def make_transfer(settings: Settings, kind: str | None = None) -> Transfer:
+    """The transfer named by ``kind`` (default: ``settings.transfer``), set up from ``settings``."""
+    chosen = (kind or settings.transfer).strip().lower()
+    if chosen == "local":
+        return LocalTransfer(settings.data_dir, settings.output_dir)
+    if chosen == "pacifica":
+        return PacificaTransfer(
+            settings.pacifica,
+            bundle_dir=settings.work_dir,
+            attempts=min(settings.transfer_retries, 2) + 1,
+            backoff_seconds=settings.retry_backoff_seconds,
+        )
+    raise SettingsError(
+        "DISPATCHER_TRANSFER", f"{chosen!r} is not one of {', '.join(TRANSFER_KINDS)}"
+    )
