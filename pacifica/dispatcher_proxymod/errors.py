@@ -7,7 +7,7 @@ Every one subclasses ``Exception`` and carries the facts a user needs::
     ├── InvalidEvent           the body is not a CloudEvent (HTTP 400); ``problems`` lists why
     ├── UnprocessableEvent     a CloudEvent we cannot act on (status 422); ``problems`` lists why
     │   └── ConfigError        the proxymod key/values are invalid
-    ├── TransferError          Pacifica or the local store failed; ``transient`` says if a retry may help
+    ├── TransferError          moving files failed; ``transient``: a retry may help
     │   └── ChecksumMismatch   a downloaded file does not match the event's sha1
     ├── ModelFailed            a model raised, exited non-zero, timed out or hit a limit
     └── SandboxUnavailable     isolation was required but no sandbox tool works here

@@ -165,6 +165,7 @@ class Settings:
     )
     heartbeat_seconds: float = 5.0
     stale_after_seconds: float = 60.0
+    requeue_after_seconds: float = 600.0
     recovery_interval_seconds: float = 30.0
     transfer_retries: int = 5
     retry_backoff_seconds: float = 2.0
@@ -191,7 +192,7 @@ def _read_file(path: str | None) -> dict[str, str]:
     except OSError as exc:
         raise SettingsError(CONFIG_FILE_VARIABLE, f"cannot read {path}: {exc.strerror}") from None
     except configparser.Error as exc:
-        raise SettingsError(CONFIG_FILE_VARIABLE, f"{path} is not a valid INI file: {exc}") from None
+        raise SettingsError(CONFIG_FILE_VARIABLE, f"{path} is not valid INI: {exc}") from None
     if not parser.has_section("dispatcher"):
         return {}
     return {key.lower(): value for key, value in parser.items("dispatcher")}
@@ -261,7 +262,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         file_size_mb=source.integer(
             "DISPATCHER_MODEL_FILE_SIZE_MB", ModelLimits.file_size_mb, minimum=1
         ),
-        open_files=source.integer("DISPATCHER_MODEL_OPEN_FILES", ModelLimits.open_files, minimum=16),
+        open_files=source.integer(
+            "DISPATCHER_MODEL_OPEN_FILES", ModelLimits.open_files, minimum=16
+        ),
         processes=source.integer("DISPATCHER_MODEL_PROCESSES", ModelLimits.processes, minimum=1),
     )
     data_dir = source.optional("DISPATCHER_DATA_DIR")
@@ -291,6 +294,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         heartbeat_seconds=source.number("DISPATCHER_HEARTBEAT", defaults.heartbeat_seconds, 0.1),
         stale_after_seconds=source.number(
             "DISPATCHER_STALE_AFTER", defaults.stale_after_seconds, minimum=1
+        ),
+        requeue_after_seconds=source.number(
+            "DISPATCHER_REQUEUE_AFTER", defaults.requeue_after_seconds, minimum=1
         ),
         recovery_interval_seconds=source.number(
             "DISPATCHER_RECOVERY_INTERVAL", defaults.recovery_interval_seconds, minimum=0.1

@@ -1,0 +1,33 @@
+"""The seed's entry points, importable without connecting to anything.
+
+    celery -A "pacifica.dispatcher_proxymod.__main__:celery_app" worker -l info
+    python3 -m "pacifica.dispatcher_proxymod.__main__" [--host H] [--port P] [--config FILE]
+
+``application`` is the WSGI app (settings are read on its first request), ``celery_app`` the
+Celery app (settings read when Celery first needs them), ``ReceiveTaskModel`` the task row.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from .cli import main
+from .queue import create_celery_app
+from .settings import load_settings
+from .store import Task as ReceiveTaskModel
+from .web import LazyApplication, create_app
+
+__all__ = ["ReceiveTaskModel", "application", "celery_app", "main"]
+
+celery_app = create_celery_app()
+
+
+def _build_application() -> object:
+    settings = load_settings()
+    return create_app(settings, create_celery_app(settings))
+
+
+application = LazyApplication(_build_application)  # type: ignore[arg-type]
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""The ``pacifica-dispatcher-proxymod`` command.
+
+    pacifica-dispatcher-proxymod [--host H] [--port P] [--config CHERRYPY_CONFIG]   web server
+    pacifica-dispatcher-proxymod worker [celery worker options]                      a worker
+    pacifica-dispatcher-proxymod standalone --data-dir D --output-dir O             web + worker
+    pacifica-dispatcher-proxymod process EVENT.json --data-dir D --output-dir O     one event
+    pacifica-dispatcher-proxymod recover                                            re-queue lost
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import cherrypy
+
+from .errors import DispatcherError
+from .settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8069
+
+
+def _server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
+    parser.add_argument(
+        "--config", dest="cp_config", metavar="CHERRYPY_CONFIG_FILE", help="a CherryPy config file"
+    )
+
+
+def _local_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir", required=True, type=Path, help="folder standing in for Pacifica's files"
+    )
+    parser.add_argument(
+        "--output-dir", required=True, type=Path, help="folder that receives each task's results"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the console script."""
+    parser = argparse.ArgumentParser(
+        prog="pacifica-dispatcher-proxymod",
+        description="Receive Pacifica events, run proxymod models in a sandbox, upload results.",
+    )
+    _server_options(parser)
+    commands = parser.add_subparsers(dest="command")
+    worker = commands.add_parser("worker", help="run a Celery worker (options go to celery)")
+    worker.add_argument("celery_args", nargs=argparse.REMAINDER)
+    standalone = commands.add_parser(
+        "standalone", help="web server and worker in one command, SQLite and embedded broker"
+    )
+    _server_options(standalone)
+    _local_options(standalone)
+    standalone.add_argument(
+        "--state-dir", type=Path, default=None, help="database, broker and work files"
+    )
+    process = commands.add_parser("process", help="run one event synchronously")
+    process.add_argument("event", type=Path, help="the event as JSON (as Notifications sends it)")
+    _local_options(process)
+    commands.add_parser("recover", help="re-queue tasks whose message may have been lost")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script and of ``python -m``."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = load_settings()
+        if args.command == "worker":
+            return run_worker(settings, args.celery_args)
+        if args.command == "standalone":
+            return run_standalone(settings, args)
+        if args.command == "process":
+            return run_process(settings, args)
+        if args.command == "recover":
+            return run_recover(settings)
+        serve(settings, args.host, args.port, args.cp_config)
+        return 0
+    except DispatcherError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def serve(settings: Settings, host: str, port: int, cp_config: str | None = None) -> None:
+    """Run the web server until it is stopped (SIGTERM/SIGINT stop it gracefully)."""
+    from .queue import create_celery_app
+    from .web import create_app
+
+    app = create_app(settings, create_celery_app(settings))
+    cherrypy.config.update(
+        {
+            "server.socket_host": host,
+            "server.socket_port": port,
+            "server.thread_pool": 16,
+            "engine.autoreload.on": False,
+            "checker.on": False,
+            "log.screen": True,
+        }
+    )
+    if cp_config:
+        cherrypy.config.update(cp_config)
+    if cp_config:
+        app.merge(cp_config)
+    cherrypy.tree.mount(app, "")
+    if hasattr(cherrypy.engine, "signal_handler"):
+        cherrypy.engine.signal_handler.subscribe()
+    cherrypy.engine.start()
+    cherrypy.engine.block()
+
+
+def run_worker(settings: Settings, celery_args: Sequence[str]) -> int:
+    """Run a Celery worker with the given extra options."""
+    from .queue import create_celery_app
+
+    app = create_celery_app(settings)
+    argv = ["worker", *celery_args]
+    if not any(arg.startswith(("-l", "--loglevel")) for arg in celery_args):
+        argv += ["--loglevel", "INFO"]
+    app.worker_main(argv)
+    return 0
+
+
+def _standalone_settings(settings: Settings, args: argparse.Namespace) -> Settings:
+    state = (args.state_dir or settings.state_dir).absolute()
+    return settings.with_changes(
+        database_url=f"sqlite:///{state / 'dispatcher.sqlite3'}",
+        broker_url="filesystem://",
+        backend_url=None,
+        state_dir=state,
+        work_dir=state / "work",
+        transfer="local",
+        data_dir=args.data_dir.absolute(),
+        output_dir=args.output_dir.absolute(),
+    )
+
+
+def run_standalone(settings: Settings, args: argparse.Namespace) -> int:
+    """Web server here and a worker in a child process, sharing SQLite and the embedded broker."""
+    settings = _standalone_settings(settings, args)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    settings.output_dir.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=settings.database_url,
+        BROKER_URL=settings.broker_url,
+        DISPATCHER_STATE_DIR=str(settings.state_dir),
+        DISPATCHER_WORK_DIR=str(settings.work_dir),
+        DISPATCHER_TRANSFER="local",
+        DISPATCHER_DATA_DIR=str(settings.data_dir),
+        DISPATCHER_OUTPUT_DIR=str(settings.output_dir),
+    )
+    env.pop("BACKEND_URL", None)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "pacifica.dispatcher_proxymod", "worker", "--concurrency", "2"],
+        env=env,
+    )
+    log.info("standalone: worker pid %d, results under %s", worker.pid, settings.output_dir)
+    try:
+        serve(settings, args.host, args.port, args.cp_config)
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+    return 0
+
+
+def run_process(settings: Settings, args: argparse.Namespace) -> int:
+    """One event through the handler, here and now; the last stdout line is the result path."""
+    from .errors import InvalidEvent, UnprocessableEvent
+    from .events import parse_http
+    from .proxymod.handler import handle
+    from .routing import explain_mismatch, match
+    from .transfer import make_transfer
+
+    settings = settings.with_changes(
+        transfer="local", data_dir=args.data_dir.absolute(), output_dir=args.output_dir.absolute()
+    )
+    settings.output_dir.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
+    try:
+        body = args.event.read_bytes()
+    except OSError as exc:
+        print(f"error: cannot read {args.event}: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:
+        event = parse_http({"Content-Type": "application/json"}, body)
+        if match(event, settings) is None:
+            raise UnprocessableEvent(explain_mismatch(event, settings) or ["no route matches"])
+        result = handle(event, str(uuid.uuid4()), settings, make_transfer(settings))
+    except (InvalidEvent, UnprocessableEvent) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    except DispatcherError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 4
+    for run in result.models:
+        print(json.dumps(run.to_json()))
+    if result.failure:
+        print(f"error: {result.failure}", file=sys.stderr)
+    if result.delivery is not None:
+        print(result.delivery.location)
+    return 1 if result.failure else 0
+
+
+def run_recover(settings: Settings) -> int:
+    """One recovery pass: re-publish every task whose message may have been lost."""
+    from . import store
+    from .queue import create_celery_app, recover
+
+    store.open_database(settings)
+    sent = recover(create_celery_app(settings), settings)
+    print(f"re-queued {sent} task(s)")
+    return 0

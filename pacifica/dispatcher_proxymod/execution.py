@@ -1,0 +1,151 @@
+"""What a worker does with one task: claim it, route it, run the handler, record the outcome.
+
+This module knows nothing of Celery: the queue calls :func:`execute` and acts on its answer,
+and the ``process`` command calls it directly. Every failure ends as a recorded status with a
+reason; only a transient transfer failure gives the task back for a retry.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from . import store
+from .errors import TransferError, UnprocessableEvent
+from .events import Event
+from .proxymod.handler import HandlerResult, handle
+from .routing import explain_mismatch, match
+from .settings import Settings
+from .store import Claim, Outcome, TaskStatus
+from .transfer import Transfer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Execution:
+    """The answer to the queue: done, try later, or nothing to do."""
+
+    state: str  #: "done", "retry", "busy" or "missing"
+    status: TaskStatus | None = None
+    countdown: float = 0.0
+    reason: str | None = None
+
+
+def worker_name() -> str:
+    """This process's identity in the task rows."""
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+class _Heartbeat:
+    """Refreshes a claimed task's heartbeat from a background thread."""
+
+    def __init__(self, task_id: str, worker: str, interval: float) -> None:
+        self.task_id = task_id
+        self.worker = worker
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{task_id}", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                store.beat(self.task_id, self.worker)
+            except Exception:  # a blip must not kill the run; the next beat may get through
+                log.warning("heartbeat of task %s failed", self.task_id, exc_info=True)
+            finally:
+                store.close_database()
+
+
+def execute(settings: Settings, task_id: str, transfer: Transfer) -> Execution:
+    """Run the task ``task_id`` to a final status, unless it is not ours to run now."""
+    worker = worker_name()
+    claimed = store.claim(task_id, worker, settings.stale_after_seconds)
+    if claimed is Claim.MISSING:
+        log.warning("task %s is not in the store; dropping its message", task_id)
+        return Execution("missing")
+    if claimed is Claim.FINAL:
+        log.info("task %s already ended; dropping the repeated message", task_id)
+        return Execution("done")
+    if claimed is Claim.BUSY:
+        return Execution("busy", countdown=settings.stale_after_seconds)
+    task = store.get_task(task_id)
+    assert task is not None
+    outcome = _run(settings, task, worker, transfer)
+    if isinstance(outcome, Execution):
+        return outcome
+    store.finish(task_id, worker, outcome)
+    log.info("task %s ended: %s", task_id, outcome.status.value)
+    return Execution("done", status=outcome.status, reason=outcome.error_message)
+
+
+def _run(
+    settings: Settings, task: store.Task, worker: str, transfer: Transfer
+) -> Outcome | Execution:
+    try:
+        event = Event.from_json(task.event_json)
+        if match(event, settings) is None:
+            reasons = "; ".join(explain_mismatch(event, settings)) or "no route matches"
+            return Outcome(
+                TaskStatus.UNPROCESSABLE,
+                error_type="UnprocessableEvent",
+                error_message=reasons,
+            )
+        with _Heartbeat(task.id, worker, settings.heartbeat_seconds):
+            result = handle(event, task.id, settings, transfer)
+        return _outcome(result)
+    except UnprocessableEvent as exc:
+        return Outcome(
+            TaskStatus.UNPROCESSABLE,
+            error_type=type(exc).__name__,
+            error_message=str(exc),
+        )
+    except TransferError as exc:
+        if exc.transient and task.attempts <= settings.transfer_retries:
+            delay = settings.retry_backoff_seconds * 2 ** max(task.attempts - 1, 0)
+            reason = f"attempt {task.attempts} failed, retrying in {delay:g} s: {exc}"
+            log.warning("task %s: %s", task.id, reason)
+            store.release(task.id, worker, reason)
+            return Execution("retry", countdown=delay, reason=reason)
+        message = str(exc)
+        if exc.transient:
+            message = f"gave up after {task.attempts} attempts: {message}"
+        return _failure(exc, message)
+    except Exception as exc:
+        return _failure(exc, str(exc))
+
+
+def _outcome(result: HandlerResult) -> Outcome:
+    models: list[dict[str, Any]] = [run.to_json() for run in result.models]
+    delivery = result.delivery
+    return Outcome(
+        TaskStatus.FAILED if result.failure else TaskStatus.OK,
+        models=models,
+        result_location=delivery.location if delivery else None,
+        result_transaction=delivery.transaction_id if delivery else None,
+        error_type="ModelFailed" if result.failure else None,
+        error_message=result.failure,
+    )
+
+
+def _failure(exc: BaseException, message: str) -> Outcome:
+    log.error("task failed: %s", message, exc_info=exc)
+    return Outcome(
+        TaskStatus.FAILED,
+        error_type=type(exc).__name__,
+        error_message=message or type(exc).__name__,
+        error_traceback="".join(traceback.format_exception(exc)),
+    )

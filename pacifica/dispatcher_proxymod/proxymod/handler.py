@@ -1,0 +1,297 @@
+"""The steps of one proxymod run: select files, download, write INIs, run models, deliver.
+
+Everything a task writes stays under its own work directory ``<work_dir>/<task id>/``::
+
+    files/<subdir>/<name>    inputs and models as downloaded (sha1 checked)
+    run/config_<N>.ini       the configs with absolute directories, given to the models
+    result/                  the tree that is uploaded
+        config_<N>.ini       the configs with the values as given
+        stdout.log stderr.log  what the models printed
+        <out_dir>/...        what the models wrote
+        manifest.json        provenance: event, inputs, models, configs, runs
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .. import __version__
+from ..errors import UnprocessableEvent
+from ..events import Event, FileEntry, Upload, parse_upload
+from ..paths import resolve_inside, safe_file_name, safe_relative_dir
+from ..sandbox import ModelRun, run_model, sandbox_status
+from ..settings import Settings
+from ..transfer import Delivery, Transfer
+from .config import ProxymodConfig, parse_configs
+
+log = logging.getLogger(__name__)
+
+CSV_TYPE = "text/csv"
+PYTHON_TYPE = "text/x-python"
+MODELS_DIR = PurePosixPath("models")
+MANIFEST_NAME = "manifest.json"
+
+
+@dataclass
+class HandlerResult:
+    """What one run produced: per-model runs, where the results went, and why it failed."""
+
+    models: list[ModelRun] = field(default_factory=list)
+    delivery: Delivery | None = None
+    failure: str | None = None
+
+
+@dataclass(frozen=True)
+class _Selection:
+    inputs: tuple[FileEntry, ...]
+    models: tuple[FileEntry, ...]
+
+
+def task_dir(settings: Settings, task_id: str) -> Path:
+    """The private work directory of one task."""
+    return settings.work_dir / task_id
+
+
+def handle(event: Event, task_id: str, settings: Settings, transfer: Transfer) -> HandlerResult:
+    """Run the proxymod models an event asks for and deliver their results."""
+    upload = parse_upload(event.data)
+    configs = parse_configs(upload.key_values, settings.max_configs)
+    selection = select_files(upload, configs, settings.max_files)
+    isolation = sandbox_status(settings)
+    work = task_dir(settings, task_id)
+    if work.exists():  # a retried attempt starts from scratch
+        shutil.rmtree(work)
+    files_dir, run_dir, result_dir = work / "files", work / "run", work / "result"
+    for folder in (files_dir, run_dir, result_dir):
+        folder.mkdir(parents=True)
+    failed = True
+    try:
+        wanted = [*selection.inputs, *selection.models]
+        local = transfer.download(event, upload, wanted, files_dir)
+        ini_paths = _write_configs(configs, files_dir, run_dir, result_dir)
+        result = HandlerResult()
+        for entry in selection.models:
+            _guard_result_dir(result_dir)
+            run = run_model(
+                local[entry],
+                ini_paths,
+                work,
+                result_dir / "stdout.log",
+                result_dir / "stderr.log",
+                settings,
+            )
+            result.models.append(run)
+        failures = [
+            run.reason or f"model {run.model}: failed"
+            for run in result.models
+            if run.outcome != "ok"
+        ]
+        result.failure = "; ".join(failures) or None
+        _guard_result_dir(result_dir)
+        _write_manifest(
+            result_dir,
+            files_dir,
+            Provenance(event, task_id, upload, configs, selection, local, isolation),
+            result,
+            settings,
+        )
+        result.delivery = transfer.upload(
+            upload,
+            result_dir,
+            {
+                "Transactions._id": str(upload.transaction_id),
+                "proxymod.result": "failed" if result.failure else "succeeded",
+                "proxymod.dispatcher_task": task_id,
+            },
+        )
+        failed = result.failure is not None
+        return result
+    finally:
+        if settings.keep_work == "never" or (settings.keep_work == "on-failure" and not failed):
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def select_files(upload: Upload, configs: Sequence[ProxymodConfig], max_files: int) -> _Selection:
+    """The input CSVs each config names and the model files; every problem reported at once."""
+    problems: list[str] = []
+    if upload.transaction_id is None:
+        problems.append("the event has no Transactions._id (the input transaction)")
+    if len(upload.files) > max_files:
+        problems.append(f"the event lists {len(upload.files)} files, more than {max_files}")
+    located: list[tuple[PurePosixPath, str, FileEntry]] = []
+    for entry in upload.files:
+        try:
+            located.append(
+                (
+                    safe_relative_dir(entry.subdir, f"Files subdir of {entry.name!r}"),
+                    safe_file_name(entry.name, "Files name"),
+                    entry,
+                )
+            )
+        except UnprocessableEvent as exc:
+            problems.extend(exc.problems)
+    inputs: dict[tuple[PurePosixPath, str], FileEntry] = {}
+    for config in configs:
+        if config.in_dir is None:
+            continue
+        for key, name in (("in_file_one", config.in_file_one), ("in_file_two", config.in_file_two)):
+            found = [
+                entry
+                for subdir, entry_name, entry in located
+                if subdir == config.in_dir and entry_name == name and entry.mimetype == CSV_TYPE
+            ]
+            if not found:
+                problems.append(
+                    f"config_{config.number}: {key} {name!r} is not among the event's "
+                    f"{CSV_TYPE} Files in {str(config.in_dir)!r}"
+                )
+            else:
+                inputs.setdefault((config.in_dir, str(name)), found[0])
+    models = [
+        entry
+        for subdir, _, entry in located
+        if subdir == MODELS_DIR and entry.mimetype == PYTHON_TYPE
+    ]
+    if not models:
+        problems.append(f"the event has no {PYTHON_TYPE} Files under {MODELS_DIR}/")
+    for entry in models:
+        stem = entry.name[:-3] if entry.name.endswith(".py") else ""
+        if not stem.isidentifier():
+            problems.append(
+                f"model file {entry.name!r} must be named <function>.py with a Python identifier"
+            )
+    if problems:
+        raise UnprocessableEvent(problems)
+    return _Selection(tuple(inputs.values()), tuple(models))
+
+
+def _guard_result_dir(result_dir: Path) -> None:
+    """Undo what a model may have planted to make the worker write outside the task."""
+    if result_dir.is_symlink() or not result_dir.is_dir():
+        raise UnprocessableEvent(f"a model replaced the result directory {result_dir}")
+    for name in ("stdout.log", "stderr.log", MANIFEST_NAME):
+        path = result_dir / name
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+
+def _write_configs(
+    configs: Sequence[ProxymodConfig], files_dir: Path, run_dir: Path, result_dir: Path
+) -> list[Path]:
+    """Write each config twice: as given (result tree) and with absolute dirs (for the models)."""
+    ini_paths = []
+    for config in configs:
+        name = f"config_{config.number}.ini"
+        (result_dir / name).write_text(config.ini_text(), encoding="utf-8")
+        inputs = resolve_inside(files_dir, config.in_dir) if config.in_dir else files_dir
+        resolve_inside(result_dir, config.out_dir)
+        absolute = run_dir / name
+        absolute.write_text(config.absolute_ini_text(inputs, result_dir), encoding="utf-8")
+        ini_paths.append(absolute)
+    return ini_paths
+
+
+def _sha1(path: Path) -> str:
+    digest = hashlib.sha1()  # noqa: S324 - Pacifica's own checksum, not for security
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _describe(entries: Iterable[FileEntry], local: dict[FileEntry, Path], root: Path) -> list[Any]:
+    return [
+        {
+            "path": local[entry].relative_to(root).as_posix(),
+            "sha1": entry.hashsum,
+            "size": local[entry].stat().st_size,
+        }
+        for entry in entries
+    ]
+
+
+def _outputs(result_dir: Path) -> list[dict[str, Any]]:
+    """Regular files the run left in the result tree (symlinks are listed, never followed)."""
+    found = []
+    for path in sorted(result_dir.rglob("*")):
+        relative = path.relative_to(result_dir).as_posix()
+        if path.is_symlink():
+            found.append({"path": relative, "symlink": True})
+        elif path.is_file():
+            found.append({"path": relative, "sha1": _sha1(path), "size": path.stat().st_size})
+    return found
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a run came from: the event, its transaction, the files and configs it used."""
+
+    event: Event
+    task_id: str
+    upload: Upload
+    configs: Sequence[ProxymodConfig]
+    selection: _Selection
+    local: dict[FileEntry, Path]
+    isolation: str
+
+
+def _write_manifest(
+    result_dir: Path,
+    files_dir: Path,
+    origin: Provenance,
+    result: HandlerResult,
+    settings: Settings,
+) -> None:
+    event, upload, limits = origin.event, origin.upload, settings.limits
+    manifest = {
+        "dispatcher": {"name": "pacifica-dispatcher-proxymod", "version": __version__},
+        "task": origin.task_id,
+        "event": {
+            "source": event.source,
+            "id": event.id,
+            "type": event.type,
+            "time": event.time,
+            "specversion": event.specversion,
+        },
+        "input_transaction": upload.transaction_id,
+        "submitter": upload.submitter,
+        "project": upload.project,
+        "instrument": upload.instrument,
+        "inputs": _describe(origin.selection.inputs, origin.local, files_dir),
+        "models": _describe(origin.selection.models, origin.local, files_dir),
+        "configs": [
+            {
+                "file": f"config_{c.number}.ini",
+                "values": {s: dict(v) for s, v in c.sections.items()},
+            }
+            for c in origin.configs
+        ],
+        "isolation": origin.isolation,
+        "limits": {
+            "timeout_seconds": limits.timeout_seconds,
+            "memory_mb": limits.memory_mb,
+            "cpu_seconds": limits.cpu_seconds,
+            "file_size_mb": limits.file_size_mb,
+            "open_files": limits.open_files,
+            "processes": limits.processes,
+        },
+        "runs": [run.to_json() for run in result.models],
+        "status": "failed" if result.failure else "succeeded",
+        "failure": result.failure,
+        "outputs": _outputs(result_dir),
+    }
+    text = json.dumps(manifest, indent=2) + "\n"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+    with os.fdopen(os.open(result_dir / MANIFEST_NAME, flags, 0o644), "w", encoding="utf-8") as out:
+        out.write(text)

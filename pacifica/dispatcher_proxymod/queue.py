@@ -1,0 +1,196 @@
+"""The Celery side: the app, the one task, and the recovery of tasks whose message was lost.
+
+Delivery is at least once: messages are acknowledged after the task ran, re-queued when a
+worker process is lost, and the task rows (not the broker) say what still has to run, so a
+periodic recovery step re-publishes what a broker or a killed worker dropped. Running a task
+twice is harmless: :func:`execution.execute` claims the row atomically first.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from celery import Celery, signals
+from celery import Task as CeleryTask
+from kombu import Queue
+
+from . import store
+from .execution import execute
+from .sandbox import sandbox_status
+from .settings import Settings, load_settings
+from .transfer import make_transfer
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "pacifica.dispatcher_proxymod.app"
+TASK_NAME = "pacifica.dispatcher_proxymod.tasks.receive"
+QUEUE_NAME = "pacifica.dispatcher_proxymod"
+
+
+def broker_options(settings: Settings) -> dict[str, Any]:
+    """Transport options for the configured broker (the embedded one needs its folders)."""
+    url = settings.broker_url
+    if url.startswith("filesystem:"):
+        folder = settings.broker_dir
+        for sub in ("queue", "processed"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        return {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "store_processed": False,
+        }
+    if url.startswith(("redis:", "rediss:")):
+        # a message not acknowledged within the hour goes back to the queue
+        return {"visibility_timeout": 3600, "socket_connect_timeout": 5}
+    return {}
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery's configuration for ``settings``."""
+    return {
+        "broker_url": settings.broker_url,
+        "result_backend": settings.backend_url,
+        "task_ignore_result": settings.backend_url is None,
+        "broker_transport_options": broker_options(settings),
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_timeout": 5,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_hijack_root_logger": False,
+        "task_default_queue": QUEUE_NAME,
+        "task_queues": [Queue(QUEUE_NAME, durable=True)],
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "dispatcher_settings": settings,
+    }
+
+
+def create_celery_app(settings: Settings | None = None) -> Celery:
+    """The Celery app; creating it connects to nothing.
+
+    Without ``settings`` they are read from the environment when Celery first needs its
+    configuration (so ``__main__`` can expose ``celery_app`` without reading anything).
+    """
+    app = Celery(APP_NAME, set_as_current=False)
+    if settings is None:
+        app.add_defaults(lambda: celery_config(load_settings()))
+    else:
+        app.conf.update(celery_config(settings))
+    app.task(name=TASK_NAME, bind=True, acks_late=True, max_retries=None)(receive)
+
+    def on_ready(sender: Any = None, **_: Any) -> None:
+        if getattr(sender, "app", None) is app:
+            start_worker_services(app)
+
+    signals.worker_ready.connect(on_ready, weak=False)
+    return app
+
+
+def start_worker_services(app: Celery) -> RecoveryLoop:
+    """In a worker's main process: check the sandbox loudly and start the recovery loop."""
+    settings: Settings = app.conf.dispatcher_settings
+    isolation = sandbox_status(settings)
+    if isolation != "bwrap":
+        log.warning(
+            "NO SANDBOX: bubblewrap is not usable here; models run with process isolation and "
+            "limits only (set DISPATCHER_SANDBOX=bwrap to refuse to run them instead)"
+        )
+    loop = RecoveryLoop(app, settings)
+    loop.start()
+    return loop
+
+
+def receive(self: CeleryTask, task_id: str) -> str:
+    """Celery task: run one recorded task; retry later when it is busy elsewhere or transient."""
+    settings: Settings = self.app.conf.dispatcher_settings
+    _ensure_store(settings)
+    try:
+        result = execute(settings, task_id, make_transfer(settings))
+    finally:
+        store.close_database()
+    if result.state in ("busy", "retry"):
+        raise self.retry(countdown=result.countdown, max_retries=None)
+    return result.state
+
+
+_opened: dict[str, bool] = {}
+_opened_lock = threading.Lock()
+
+
+def _ensure_store(settings: Settings) -> None:
+    """Open the task store once per process (after a fork, too)."""
+    with _opened_lock:
+        if not _opened.get(settings.database_url):
+            store.open_database(settings)
+            _opened[settings.database_url] = True
+
+
+@signals.worker_process_init.connect
+def _forget_parent_connections(**_: Any) -> None:
+    """A forked pool process must not share the parent's database connection."""
+    _opened.clear()
+
+
+def publish(app: Celery, task_id: str) -> bool:
+    """Send the task's message; False (logged) when the broker cannot be reached now."""
+    try:
+        app.send_task(TASK_NAME, args=[task_id], task_id=task_id, retry=False)
+    except Exception:  # broker down: the row stays unqueued and recovery re-publishes it
+        log.warning("could not queue task %s; recovery will re-queue it", task_id, exc_info=True)
+        return False
+    try:
+        store.mark_queued(task_id)
+    except Exception:  # the message is out; a missing mark only causes a harmless re-publish
+        log.warning("queued task %s but could not mark it", task_id, exc_info=True)
+    return True
+
+
+def recover(app: Celery, settings: Settings) -> int:
+    """Re-publish every task whose message may have been lost; how many were sent."""
+    sent = 0
+    for task_id in store.needing_requeue(
+        settings.requeue_after_seconds, settings.stale_after_seconds
+    ):
+        if publish(app, task_id):
+            sent += 1
+    if sent:
+        log.info("recovery re-queued %d task(s)", sent)
+    return sent
+
+
+class RecoveryLoop:
+    """Runs :func:`recover` every ``recovery_interval_seconds`` in a daemon thread."""
+
+    def __init__(self, app: Celery, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dispatcher-recovery", daemon=True)
+
+    def start(self) -> None:
+        """Start the loop (idempotent)."""
+        if not self._thread.is_alive():
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the loop to end and wait for it."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                _ensure_store(self.settings)
+                recover(self.app, self.settings)
+            except Exception:
+                log.warning("recovery pass failed; will try again", exc_info=True)
+            finally:
+                store.close_database()
+            if self._stop.wait(self.settings.recovery_interval_seconds):
+                return

@@ -1,0 +1,404 @@
+"""The task store: one PeeWee row per received event, the source of truth for its state.
+
+A row is written before the HTTP answer; workers claim it before running and record the
+outcome after. ``(source, event id)`` is unique, so a repeated delivery finds the first row.
+Timestamps are naive UTC.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import peewee
+from playhouse.db_url import connect as connect_url
+
+from .events import Event
+from .settings import Settings
+
+database_proxy = peewee.DatabaseProxy()
+
+
+class TaskStatus(enum.StrEnum):
+    """The status strings of a task, as the original service reported them."""
+
+    ACCEPTED = "202 Accepted"  #: recorded, waiting for a worker
+    PROCESSING = "102 Processing"  #: a worker has claimed it
+    OK = "200 OK"  #: models ran and results were delivered
+    UNPROCESSABLE = "422 Unprocessable Entity"  #: a valid event we will not or cannot run
+    FAILED = "500 Internal Server Error"  #: it ran and failed; the error fields say why
+
+    @property
+    def final(self) -> bool:
+        """True once nothing more will happen to the task."""
+        return self in _FINAL
+
+
+_FINAL = {TaskStatus.OK, TaskStatus.UNPROCESSABLE, TaskStatus.FAILED}
+
+
+def utcnow() -> datetime:
+    """The current time as naive UTC, the form every timestamp is stored in."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Task(peewee.Model):
+    """One received event and what became of it."""
+
+    id = peewee.CharField(max_length=36, primary_key=True)
+    event_key = peewee.CharField(max_length=64, unique=True)
+    source = peewee.TextField()
+    event_id = peewee.TextField()
+    event_type = peewee.TextField()
+    specversion = peewee.CharField(max_length=8)
+    event_time = peewee.CharField(max_length=64, null=True)
+    event_json = peewee.TextField()
+    status = peewee.CharField(max_length=32, index=True)
+    route = peewee.CharField(max_length=64, null=True)
+    error_type = peewee.CharField(max_length=255, null=True)
+    error_message = peewee.TextField(null=True)
+    error_traceback = peewee.TextField(null=True)
+    models_json = peewee.TextField(default="[]")
+    result_location = peewee.TextField(null=True)
+    result_transaction = peewee.BigIntegerField(null=True)
+    attempts = peewee.IntegerField(default=0)
+    queued_at = peewee.DateTimeField(null=True, index=True)
+    worker = peewee.CharField(max_length=255, null=True)
+    heartbeat = peewee.DateTimeField(null=True)
+    created = peewee.DateTimeField(index=True)
+    updated = peewee.DateTimeField()
+    started = peewee.DateTimeField(null=True)
+    finished = peewee.DateTimeField(null=True)
+
+    class Meta:
+        database = database_proxy
+        table_name = "dispatcher_task"
+
+    @property
+    def task_status(self) -> TaskStatus:
+        """The status as a :class:`TaskStatus`."""
+        return TaskStatus(self.status)
+
+    def to_summary(self) -> dict[str, Any]:
+        """The short form shown in the task list."""
+        return {
+            "taskID": self.id,
+            "status": self.status,
+            "source": self.source,
+            "eventID": self.event_id,
+            "created": _iso(self.created),
+            "updated": _iso(self.updated),
+        }
+
+    def to_record(self) -> dict[str, Any]:
+        """The whole record, as ``GET /get/<id>`` shows it."""
+        event = json.loads(self.event_json)
+        return {
+            "taskID": self.id,
+            "status": self.status,
+            "route": self.route,
+            "event": {
+                "specversion": self.specversion,
+                "id": self.event_id,
+                "source": self.source,
+                "type": self.event_type,
+                "time": self.event_time,
+                "datacontenttype": event.get("datacontenttype"),
+                "dataschema": event.get("dataschema"),
+                "extensions": event.get("extensions", {}),
+                "data": event.get("data"),
+            },
+            "error": None
+            if self.error_type is None
+            else {
+                "type": self.error_type,
+                "message": self.error_message,
+                "traceback": self.error_traceback,
+            },
+            "models": json.loads(self.models_json),
+            "result": {
+                "location": self.result_location,
+                "transaction": self.result_transaction,
+            },
+            "attempts": self.attempts,
+            "worker": self.worker,
+            "created": _iso(self.created),
+            "updated": _iso(self.updated),
+            "queued": _iso(self.queued_at),
+            "started": _iso(self.started),
+            "finished": _iso(self.finished),
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat(timespec="milliseconds") + "Z"
+
+
+def event_key(source: str, event_id: str) -> str:
+    """The fixed-length identity of an event, unique per (source, id)."""
+    digest = hashlib.sha256()
+    digest.update(source.encode("utf-8", "surrogatepass"))
+    digest.update(b"\0")
+    digest.update(event_id.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+def open_database(settings: Settings) -> peewee.Database:
+    """Connect the task model to ``settings.database_url`` and create its table if missing."""
+    url = settings.database_url
+    if url.startswith("sqlite:"):
+        database = connect_url(
+            url,
+            pragmas={"journal_mode": "wal", "busy_timeout": 30_000, "synchronous": "normal"},
+            timeout=30,
+        )
+    else:
+        database = connect_url(url)
+    database_proxy.initialize(database)
+    with database.connection_context():
+        database.create_tables([Task], safe=True)
+    return database
+
+
+def close_database() -> None:
+    """Close this thread's connection, if any."""
+    if database_proxy.obj is not None and not database_proxy.is_closed():
+        database_proxy.close()
+
+
+@contextmanager
+def connection() -> Iterator[None]:
+    """Use this thread's connection, opening it if needed.
+
+    The connection stays open for the thread's next call (web threads live long); after a
+    database error it is closed, so the next call connects afresh.
+    """
+    database: peewee.Database | None = database_proxy.obj
+    if database is None:
+        raise RuntimeError("the task store is not open: call open_database(settings) first")
+    if database.is_closed():
+        database.connect()
+    try:
+        yield
+    except (peewee.OperationalError, peewee.InterfaceError):
+        with suppress(Exception):
+            database.close()
+        raise
+
+
+def ping() -> None:
+    """Run a trivial query; raises ``peewee.PeeweeException`` when the database is down."""
+    with connection():
+        database_proxy.execute_sql("SELECT 1")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """The row an event maps to and whether this call created it."""
+
+    task: Task
+    created: bool
+
+
+def record_event(
+    event: Event, status: TaskStatus, route: str | None = None, reason: str | None = None
+) -> Recorded:
+    """Insert the task of ``event``, or return the existing one for a repeated delivery."""
+    key = event_key(event.source, event.id)
+    now = utcnow()
+    fields: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "event_key": key,
+        "source": event.source,
+        "event_id": event.id,
+        "event_type": event.type,
+        "specversion": event.specversion,
+        "event_time": event.time,
+        "event_json": event.to_json(),
+        "status": status.value,
+        "route": route,
+        "created": now,
+        "updated": now,
+    }
+    if reason is not None:
+        fields.update(error_type="UnprocessableEvent", error_message=reason, finished=now)
+    with connection():
+        try:
+            with database_proxy.atomic():
+                task = Task.create(**fields)
+            return Recorded(task, True)
+        except peewee.IntegrityError:
+            pass
+        return Recorded(Task.get(Task.event_key == key), False)
+
+
+def get_task(task_id: str) -> Task | None:
+    """The task with this id, or None."""
+    with connection():
+        return Task.get_or_none(Task.id == task_id)
+
+
+def list_tasks(page: int, size: int) -> tuple[list[Task], int]:
+    """One page (1-based) of tasks, newest first, and the total count."""
+    with connection():
+        query = Task.select().order_by(Task.created.desc(), Task.id.desc())
+        return list(query.paginate(page, size)), Task.select().count()
+
+
+def mark_queued(task_id: str) -> None:
+    """Note that a message for the task reached the broker."""
+    with connection():
+        now = utcnow()
+        Task.update(queued_at=now, updated=now).where(Task.id == task_id).execute()
+
+
+class Claim(enum.Enum):
+    """What a worker found when it tried to take a task."""
+
+    CLAIMED = "claimed"  #: this worker now owns the task
+    FINAL = "final"  #: the task already ended; drop the message
+    BUSY = "busy"  #: another worker holds it with a fresh heartbeat; try later
+    MISSING = "missing"  #: no such task
+
+
+def claim(task_id: str, worker: str, stale_after: float) -> Claim:
+    """Atomically take a waiting task, or one whose worker stopped sending heartbeats."""
+    now = utcnow()
+    stale = now - timedelta(seconds=stale_after)
+    with connection():
+        taken = (
+            Task.update(
+                status=TaskStatus.PROCESSING.value,
+                worker=worker,
+                heartbeat=now,
+                started=now,
+                updated=now,
+                attempts=Task.attempts + 1,
+            )
+            .where(
+                (Task.id == task_id)
+                & (
+                    (Task.status == TaskStatus.ACCEPTED.value)
+                    | ((Task.status == TaskStatus.PROCESSING.value) & (Task.heartbeat < stale))
+                )
+            )
+            .execute()
+        )
+        if taken:
+            return Claim.CLAIMED
+        task = Task.get_or_none(Task.id == task_id)
+    if task is None:
+        return Claim.MISSING
+    return Claim.FINAL if task.task_status.final else Claim.BUSY
+
+
+def beat(task_id: str, worker: str) -> bool:
+    """Refresh the heartbeat of a task this worker holds; False if it lost the task."""
+    now = utcnow()
+    with connection():
+        return bool(
+            Task.update(heartbeat=now, updated=now)
+            .where(
+                (Task.id == task_id)
+                & (Task.worker == worker)
+                & (Task.status == TaskStatus.PROCESSING.value)
+            )
+            .execute()
+        )
+
+
+def release(task_id: str, worker: str, reason: str) -> None:
+    """Give a claimed task back (it will be retried), keeping the reason as its last error."""
+    now = utcnow()
+    with connection():
+        Task.update(
+            status=TaskStatus.ACCEPTED.value,
+            worker=None,
+            heartbeat=None,
+            error_type="TransientError",
+            error_message=reason,
+            queued_at=now,
+            updated=now,
+        ).where((Task.id == task_id) & (Task.worker == worker)).execute()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The final state of a task as its worker reports it."""
+
+    status: TaskStatus
+    models: Sequence[dict[str, Any]] = ()
+    result_location: str | None = None
+    result_transaction: int | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    error_traceback: str | None = None
+
+
+def finish(task_id: str, worker: str | None, outcome: Outcome) -> bool:
+    """Record a final outcome; False if another worker owns the task by now."""
+    if not outcome.status.final:
+        raise ValueError(f"{outcome.status} is not a final status")
+    now = utcnow()
+    condition = Task.id == task_id
+    if worker is not None:
+        condition &= Task.worker == worker
+    with connection():
+        return bool(
+            Task.update(
+                status=outcome.status.value,
+                models_json=json.dumps(list(outcome.models)),
+                result_location=outcome.result_location,
+                result_transaction=outcome.result_transaction,
+                error_type=outcome.error_type,
+                error_message=outcome.error_message,
+                error_traceback=outcome.error_traceback,
+                heartbeat=None,
+                finished=now,
+                updated=now,
+            )
+            .where(condition)
+            .execute()
+        )
+
+
+def needing_requeue(
+    requeue_after: float, stale_after: float, grace: float = 5.0, limit: int = 500
+) -> list[str]:
+    """Tasks whose message may be lost: never queued (after ``grace`` seconds), queued long ago
+    and still waiting, or processing with a stale heartbeat."""
+    now = utcnow()
+    waiting_since = now - timedelta(seconds=requeue_after)
+    unqueued_since = now - timedelta(seconds=grace)
+    stale = now - timedelta(seconds=stale_after)
+    with connection():
+        query = (
+            Task.select(Task.id)
+            .where(
+                (
+                    (Task.status == TaskStatus.ACCEPTED.value)
+                    & (
+                        (Task.queued_at.is_null() & (Task.created < unqueued_since))
+                        | (Task.queued_at < waiting_since)
+                    )
+                )
+                | ((Task.status == TaskStatus.PROCESSING.value) & (Task.heartbeat < stale))
+            )
+            .order_by(Task.created)
+            .limit(limit)
+        )
+        return [row.id for row in query]
+
+
+def count_by_status() -> dict[str, int]:
+    """How many tasks are in each status."""
+    with connection():
+        query = Task.select(Task.status, peewee.fn.COUNT(Task.id).alias("n")).group_by(Task.status)
+        return {row.status: row.n for row in query}
