@@ -402,7 +402,9 @@ def test_download_detects_a_checksum_mismatch(
     dest = round_trip["base"] / "mismatch"
     with pytest.raises(ChecksumMismatch) as caught:
         PacificaTransfer(stack_settings, attempts=1).download(EVENT, stack_upload, [bad], dest)
-    assert caught.value.actual == sha1(round_trip["files"]["config_1.ini"])
+    assert caught.value.expected == bad.hashsum
+    assert caught.value.transient is False
+    assert "config_1.ini" in str(caught.value)
     assert [p for p in dest.rglob("*") if p.is_file()] == []
 
 

@@ -23,12 +23,12 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import requests
 from requests.adapters import HTTPAdapter
 
-from ..errors import TransferError
+from ..errors import ChecksumMismatch, TransferError
 from ..settings import PacificaSettings
 from .base import (
     Delivery,
@@ -230,11 +230,12 @@ class PacificaTransfer(Transfer):
     def _get_json(self, url: str, what: str) -> Any:
         try:
             response = self.session.get(url)
+        except (requests.RequestException, OSError) as exc:
+            raise classify(exc, what) from None
+        try:
             return response.json()
         except ValueError:
             raise TransferError(f"{what} answered {url} with something that is not JSON") from None
-        except (requests.RequestException, OSError) as exc:
-            raise classify(exc, what) from None
 
     def _download_once(
         self, destinations: dict[FileEntry, Path], file_ids: Mapping[FileEntry, int | str]
@@ -267,14 +268,14 @@ class PacificaTransfer(Transfer):
         except (requests.RequestException, OSError) as exc:
             raise classify(exc, "Cartd") from None
         try:
-            self._wait_for_cart(cart_url)
+            self._wait_for_cart(cart_url, list(wanted.values()))
             self._receive_cart(cart_url, wanted, destinations)
         finally:
             with contextlib.suppress(requests.RequestException, OSError):
                 self.session.delete(cart_url)
         return destinations
 
-    def _wait_for_cart(self, cart_url: str) -> None:
+    def _wait_for_cart(self, cart_url: str, entries: Sequence[FileEntry]) -> None:
         """Poll the cart until Cartd says it is ready, bounded by the cart timeout."""
         deadline = time.monotonic() + self.settings.cart_timeout_seconds
         pause = _POLL_FIRST
@@ -282,15 +283,16 @@ class PacificaTransfer(Transfer):
         while True:
             try:
                 response = self.session.head(cart_url)
+            except requests.HTTPError as exc:  # Cartd answers 500 for a failed cart
+                _raise_cart_failure(cart_url, exc.response, entries, classify(exc, "Cartd"))
             except (requests.RequestException, OSError) as exc:
                 raise classify(exc, "Cartd") from None
             status = response.headers.get("X-Pacifica-Status", "unknown")
             if status == "ready":
                 return
-            if status == "error":  # Cartd answers 500 then, but be explicit
-                raise TransferError(
-                    f"Cartd cart {cart_url} failed: {_answer_text(response)}", transient=True
-                )
+            if status == "error":
+                error = TransferError(f"Cartd cart {cart_url} failed", transient=True)
+                _raise_cart_failure(cart_url, response, entries, error)
             if time.monotonic() + pause > deadline:
                 raise TransferError(
                     f"Cartd cart {cart_url} was not ready within "
@@ -431,6 +433,28 @@ class PacificaTransfer(Transfer):
                 )
             self.sleep(pause)
             pause = min(pause * 2, _POLL_LONGEST)
+
+
+def _raise_cart_failure(
+    cart_url: str,
+    response: requests.Response | None,
+    entries: Sequence[FileEntry],
+    error: TransferError,
+) -> NoReturn:
+    """Raise the error of a failed cart: ChecksumMismatch when Cartd found the hash differs.
+
+    Cartd checks each file it stages from the archive against the hash we sent (the event's)
+    and fails the whole cart if one differs, without saying which: the message names them all.
+    """
+    message = _answer_text(response)
+    if "hash does not match" in message.lower():
+        names = ", ".join(display_name(entry) for entry in entries[:10])
+        expected = entries[0].hashsum if len(entries) == 1 else "checksums"
+        raise ChecksumMismatch(
+            names, expected, f"found different by Cartd, which refused the cart ({message})"
+        ) from None
+    detail = f" ({message})" if message and message not in str(error) else ""
+    raise TransferError(f"{error}{detail}", transient=error.transient) from None
 
 
 def ingest_verdict(state: Mapping[str, Any]) -> str:
