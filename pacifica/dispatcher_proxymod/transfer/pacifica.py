@@ -78,8 +78,19 @@ class _TimeoutAdapter(HTTPAdapter):
 
 
 def _raise_for_status(response: requests.Response, *args: Any, **kwargs: Any) -> None:
-    """Response hook: HTTP 4xx/5xx become ``requests.HTTPError`` carrying the response."""
-    response.raise_for_status()
+    """Response hook: HTTP 4xx/5xx become ``requests.HTTPError`` carrying the response.
+
+    The (small) error body is read and the connection released first, also for streamed
+    requests, so the message can quote it and no socket is left open.
+    """
+    if response.status_code >= 400:
+        try:
+            response.content  # noqa: B018 - reads the body so that it outlives the connection
+        except requests.RequestException:
+            pass
+        finally:
+            response.close()
+        response.raise_for_status()
 
 
 def make_session(settings: PacificaSettings) -> requests.Session:
