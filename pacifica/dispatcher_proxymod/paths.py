@@ -17,7 +17,7 @@ Rules, shared by directories and file names:
 * no component that Unicode compatibility normalisation (NFKC) turns into one of the above,
   such as fullwidth full stops or solidus (U+FF0E, U+FF0F), in case a later system
   normalises names;
-* no Windows drive prefix (``C:``) on the first component.
+* no Windows drive prefix (``C:``) on a file name or a directory's first component.
 """
 
 from __future__ import annotations
@@ -144,6 +144,8 @@ def safe_file_name(value: str, what: str) -> str:
     if value in (".", ".."):
         raise PathError(what, value, "is not a file name")
     _check_component(value, value, what)
+    if _has_drive_prefix(value):
+        raise PathError(what, value, "starts with a drive letter")
     return value
 
 
