@@ -1,0 +1,200 @@
+"""Run one user model file: the program the sandbox starts, never imported by a model.
+
+Usage (the sandbox builds this command line)::
+
+    python -I -S run_model.py --name NAME --work-dir DIR [limits] MODEL_FILE [INI ...]
+
+It puts its own directory (the runtime, holding our ``proxymod``) first on ``sys.path``, lowers
+its resource limits, changes to the work directory, loads ``MODEL_FILE`` by path, and calls the
+callable named ``NAME`` with the INI paths as strings, in order.
+
+It imports the standard library only: it runs with the bare interpreter, without site-packages.
+
+Exit status: ``0`` when the callable returned; the status a model passed to ``sys.exit`` or
+``os._exit``; else one of the reserved ``EXIT_*`` codes below, each followed by one last stderr
+line starting with :data:`MARKER` and holding a JSON object (``what`` and ``detail``), so the
+dispatcher can tell a model's own ``sys.exit(101)`` apart from ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import importlib.util
+import json
+import os
+import resource
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+EXIT_OK = 0
+#: The callable (or the module, while loading) raised an exception.
+EXIT_RAISED = 101
+#: The module has no attribute named like the file, or it is not callable.
+EXIT_NO_CALLABLE = 102
+#: Importing the model file failed (syntax error, missing file, exception at import time).
+EXIT_IMPORT_FAILED = 103
+#: The model ran out of address space (``MemoryError`` under ``RLIMIT_AS``).
+EXIT_MEMORY = 104
+#: A write went past ``RLIMIT_FSIZE`` (``EFBIG``; Python ignores ``SIGXFSZ``).
+EXIT_FILE_SIZE = 105
+#: Opening a file failed with ``EMFILE`` under ``RLIMIT_NOFILE``.
+EXIT_OPEN_FILES = 106
+#: Starting a process or thread failed under ``RLIMIT_NPROC``.
+EXIT_PROCESSES = 107
+#: This program was started with wrong arguments (a dispatcher bug, not the model's).
+EXIT_USAGE = 108
+
+RESERVED_EXIT_CODES = frozenset(range(EXIT_RAISED, EXIT_USAGE + 1))
+
+#: Prefix of the last stderr line that explains a reserved exit status.
+MARKER = "[run_model] "
+
+_MEBIBYTE = 1024 * 1024
+_MESSAGE_LIMIT = 500
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="run_model.py", description=__doc__.split("\n")[0])
+    parser.add_argument("--name", required=True, help="the callable to call (the file's stem)")
+    parser.add_argument("--work-dir", required=True, help="directory to run in")
+    parser.add_argument("--memory-mb", type=int, default=0, help="address space limit")
+    parser.add_argument("--cpu-seconds", type=int, default=0, help="CPU time limit")
+    parser.add_argument("--file-size-mb", type=int, default=0, help="largest file it may write")
+    parser.add_argument("--open-files", type=int, default=0, help="most open file descriptors")
+    parser.add_argument("--processes", type=int, default=0, help="most processes and threads")
+    parser.add_argument("model_file", help="path of the model's .py file")
+    parser.add_argument("ini_paths", nargs="*", help="INI files, passed to the callable in order")
+    return parser
+
+
+def _lower_limit(kind: int, soft: int, hard: int | None = None) -> None:
+    """Set a resource limit, never above the hard limit we inherited (0 means leave it)."""
+    if soft <= 0:
+        return
+    _, inherited_hard = resource.getrlimit(kind)
+    wanted_hard = soft if hard is None else hard
+    if inherited_hard != resource.RLIM_INFINITY:
+        wanted_hard = min(wanted_hard, inherited_hard)
+    resource.setrlimit(kind, (min(soft, wanted_hard), wanted_hard))
+
+
+def apply_limits(options: argparse.Namespace) -> None:
+    """Lower this process's limits; the model and all its children inherit them."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core dumps in the work dir
+    _lower_limit(resource.RLIMIT_AS, options.memory_mb * _MEBIBYTE)
+    # The hard limit one second later turns an ignored SIGXCPU into SIGKILL.
+    _lower_limit(resource.RLIMIT_CPU, options.cpu_seconds, options.cpu_seconds + 1)
+    _lower_limit(resource.RLIMIT_FSIZE, options.file_size_mb * _MEBIBYTE)
+    _lower_limit(resource.RLIMIT_NOFILE, options.open_files)
+    _lower_limit(resource.RLIMIT_NPROC, options.processes)
+
+
+def report(code: int, what: str, detail: str) -> int:
+    """Write the marker line that explains ``code`` to stderr and return ``code``."""
+    with contextlib.suppress(Exception):  # a model may have broken sys.stderr; fd 2 still works
+        sys.stderr.flush()
+    line = MARKER + json.dumps({"what": what, "detail": detail[:_MESSAGE_LIMIT]}) + "\n"
+    with contextlib.suppress(OSError):
+        os.write(2, line.encode("utf-8", "replace"))
+    return code
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``Type: message`` as the last line of a traceback shows it."""
+    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    return text.splitlines()[-1] if text else type(exc).__name__
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and those it was raised from or while handling, innermost last."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def limit_exit_code(exc: BaseException) -> tuple[int, str] | None:
+    """The reserved exit code and limit name when ``exc`` shows a resource limit was hit."""
+    for link in _chain(exc):
+        if isinstance(link, MemoryError):
+            return EXIT_MEMORY, "memory"
+        if isinstance(link, OSError):
+            if link.errno == errno.EFBIG:
+                return EXIT_FILE_SIZE, "file_size"
+            if link.errno == errno.EMFILE:
+                return EXIT_OPEN_FILES, "open_files"
+            if isinstance(link, BlockingIOError) and link.errno == errno.EAGAIN:
+                return EXIT_PROCESSES, "processes"
+        if isinstance(link, RuntimeError) and "can't start new thread" in str(link):
+            return EXIT_PROCESSES, "processes"
+    return None
+
+
+def _failed(exc: BaseException, code: int, what: str) -> int:
+    """Print the traceback, then the marker; a resource limit takes precedence over ``code``."""
+    with contextlib.suppress(Exception):  # may fail under the memory limit; the marker says it
+        traceback.print_exception(exc)
+    limit = limit_exit_code(exc)
+    if limit is not None:
+        return report(limit[0], "limit:" + limit[1], describe_exception(exc))
+    return report(code, what, describe_exception(exc))
+
+
+def load_callable(model_file: str, name: str) -> Callable[..., Any] | str:
+    """The callable ``name`` of the module at ``model_file``, or text saying why there is none."""
+    spec = importlib.util.spec_from_file_location(name, model_file)
+    if spec is None or spec.loader is None:
+        return f"{model_file} cannot be loaded as a Python module"
+    module = importlib.util.module_from_spec(spec)
+    # Registering lets dataclasses and pickle find the module; never shadow a real module.
+    if name not in sys.modules and name not in sys.stdlib_module_names:
+        sys.modules[name] = module
+    spec.loader.exec_module(module)
+    target = getattr(module, name, None)
+    if target is None:
+        return f"{os.path.basename(model_file)} defines no callable named {name!r}"
+    if not callable(target):
+        return (
+            f"{name!r} in {os.path.basename(model_file)} is a {type(target).__name__}, not callable"
+        )
+    return target  # type: ignore[no-any-return]
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run the model; return the exit status (a model's own exit leaves from inside)."""
+    try:
+        options = _parser().parse_args(argv)
+    except SystemExit:
+        return report(EXIT_USAGE, "usage", "run_model.py was started with invalid arguments")
+    runtime_dir = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, runtime_dir)
+    sys.dont_write_bytecode = True
+    try:
+        apply_limits(options)
+        os.chdir(options.work_dir)
+        os.environ["PWD"] = options.work_dir  # bwrap sets it to where it started
+    except (OSError, ValueError) as exc:
+        return report(EXIT_USAGE, "usage", f"cannot prepare the model process: {exc}")
+    try:
+        target = load_callable(options.model_file, options.name)
+    except Exception as exc:
+        return _failed(exc, EXIT_IMPORT_FAILED, "import")
+    if isinstance(target, str):
+        return report(EXIT_NO_CALLABLE, "no_callable", target)
+    try:
+        target(*[str(path) for path in options.ini_paths])
+    except Exception as exc:
+        return _failed(exc, EXIT_RAISED, "raised")
+    with contextlib.suppress(Exception):  # the model's output stream is its own business
+        sys.stdout.flush()
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
