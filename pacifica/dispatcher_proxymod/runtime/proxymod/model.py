@@ -15,8 +15,10 @@ import os
 import time
 from collections.abc import Container
 
-from .config import ProxConfig, read_config
+from .config import ConfigError, MissingPathError, ProxConfig, read_config
 from .logger import kill_log, make_log
+
+__all__ = ["ConfigError", "InputSource", "MissingPathError", "Prox", "read_csv", "write_csv"]
 
 #: An input: the path of a ``year,value`` CSV, or values already read, ``{year_str: value}``.
 #: A dict is used as it is (not copied), as the original proxymod does: advancing changes it.
