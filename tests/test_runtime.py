@@ -101,6 +101,7 @@ def model_env(*extra_paths: Path) -> dict[str, str]:
     """The environment of a model subprocess: our runtime (and extra dirs) on PYTHONPATH."""
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     env["PYTHONPATH"] = os.pathsep.join(str(path) for path in (RUNTIME_DIR, *extra_paths))
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # leave no __pycache__ in examples/data/models
     return env
 
 

@@ -1,0 +1,162 @@
+"""Tests of examples/: event.json describes the files in examples/data truly, and stays current."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
+DATA_DIR = EXAMPLES_DIR / "data"
+MODELS = ["loose_coupling", "tight_coupling", "tight_coupling_twoway"]
+INPUTS = ["in_file_one.csv", "in_file_two.csv"]
+
+
+@pytest.fixture(scope="module")
+def event() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((EXAMPLES_DIR / "event.json").read_text(encoding="utf-8"))
+    return loaded
+
+
+def entries(event: dict[str, Any], table: str) -> list[dict[str, Any]]:
+    return [entry for entry in event["data"] if entry["destinationTable"] == table]
+
+
+def load_make_event() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("make_event", EXAMPLES_DIR / "make_event.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_event_has_the_notifications_shape(event: dict[str, Any]) -> None:
+    assert list(event) == [
+        "cloudEventsVersion",
+        "eventType",
+        "source",
+        "eventID",
+        "eventTime",
+        "extensions",
+        "contentType",
+        "data",
+    ]
+    assert event["cloudEventsVersion"] == "0.1"
+    assert event["eventType"] == "org.pacifica.metadata.ingest"
+    assert event["contentType"] == "application/json"
+    assert event["extensions"] == {}
+    (transaction,) = entries(event, "Transactions._id")
+    txn = transaction["value"]
+    assert isinstance(txn, int)
+    assert event["source"] == f"http://metadata.pacifica.org/transactions?_id={txn}"
+    assert event["eventID"] == f"metadata.ingest.{txn}"
+    assert event["data"][-1] == transaction
+    for field in ("submitter", "project", "instrument"):
+        assert len(entries(event, f"Transactions.{field}")) == 1
+
+
+def test_event_key_values(event: dict[str, Any]) -> None:
+    pairs = [(entry["key"], entry["value"]) for entry in entries(event, "TransactionKeyValue")]
+    assert all(isinstance(value, str) for _, value in pairs)
+    expected = {
+        "proxymod.task": "advance",
+        "proxymod.version": "v0.0.1",
+        "proxymod.configs_count": "3",
+    }
+    for number in (1, 2, 3):
+        prefix = f"proxymod.config_{number}"
+        expected |= {
+            f"{prefix}.PROJECT.runtime": "0",
+            f"{prefix}.PROJECT.failure": "0",
+            f"{prefix}.INPUTS.in_dir": "inputs",
+            f"{prefix}.INPUTS.in_file_one": "in_file_one.csv",
+            f"{prefix}.INPUTS.in_file_two": "in_file_two.csv",
+            f"{prefix}.OUTPUTS.out_dir": "outputs",
+        }
+    assert len(pairs) == len(expected)
+    assert dict(pairs) == expected
+
+
+def test_event_files_match_the_data_directory(event: dict[str, Any]) -> None:
+    files = entries(event, "Files")
+    described = {(entry["subdir"], entry["name"]) for entry in files}
+    on_disk = {
+        (path.parent.relative_to(DATA_DIR).as_posix(), path.name)
+        for path in DATA_DIR.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    assert described == on_disk
+    assert described == {("inputs", name) for name in INPUTS} | {
+        ("models", f"{name}.py") for name in MODELS
+    }
+    for entry in files:
+        content = (DATA_DIR / entry["subdir"] / entry["name"]).read_bytes()
+        assert entry["size"] == len(content), entry["name"]
+        assert entry["hashtype"] == "sha1"
+        assert entry["hashsum"] == hashlib.sha1(content, usedforsecurity=False).hexdigest()
+        expected_type = "text/csv" if entry["subdir"] == "inputs" else "text/x-python"
+        assert entry["mimetype"] == expected_type
+        assert {"_id", "ctime", "mtime"} <= set(entry)
+    assert len({entry["_id"] for entry in files}) == len(files)
+
+
+def test_event_json_is_what_make_event_writes(event: dict[str, Any]) -> None:
+    module = load_make_event()
+    assert module.build_event() == event
+    assert (EXAMPLES_DIR / "event.json").read_text(encoding="utf-8") == module.render_event()
+
+
+def test_make_event_check_detects_a_stale_event(tmp_path: Path) -> None:
+    copy = tmp_path / "examples"
+    shutil.copytree(EXAMPLES_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    script = [sys.executable, str(copy / "make_event.py")]
+    assert subprocess.run([*script, "--check"], capture_output=True).returncode == 0
+
+    with (copy / "data" / "inputs" / "in_file_one.csv").open("a") as handle:
+        handle.write("2105,1.0\n")
+    stale = subprocess.run([*script, "--check"], capture_output=True, text=True)
+    assert stale.returncode == 1
+    assert "out of date" in stale.stderr
+
+    subprocess.run(script, capture_output=True, check=True)
+    assert subprocess.run([*script, "--check"], capture_output=True).returncode == 0
+    regenerated = json.loads((copy / "event.json").read_text(encoding="utf-8"))
+    (entry,) = [e for e in regenerated["data"] if e.get("name") == "in_file_one.csv"]
+    assert entry["size"] == (copy / "data" / "inputs" / "in_file_one.csv").stat().st_size
+
+
+@pytest.mark.parametrize("name", INPUTS)
+def test_input_csvs_cover_2010_to_2100(name: str) -> None:
+    lines = (DATA_DIR / "inputs" / name).read_bytes().decode().split("\n")
+    assert lines[0] == "year,value"
+    assert lines[-1] == ""
+    rows = [line.split(",") for line in lines[1:-1]]
+    assert [int(year) for year, _ in rows] == list(range(2010, 2101, 5))
+    assert all(float(value) > 0 for _, value in rows)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_model_files_define_a_function_named_like_the_file(name: str) -> None:
+    tree = ast.parse((DATA_DIR / "models" / f"{name}.py").read_text(encoding="utf-8"))
+    functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
+    assert name in functions
+    assert [arg.arg for arg in functions[name].args.args] == ["config_1", "config_2", "config_3"]
+    imports = [node for node in tree.body if isinstance(node, ast.ImportFrom)]
+    assert [(node.module, [alias.name for alias in node.names]) for node in imports] == [
+        ("proxymod.model", ["Prox"])
+    ]
+
+
+def test_readme_names_every_example_file() -> None:
+    readme = (EXAMPLES_DIR / "README.md").read_text(encoding="utf-8")
+    for name in ["event.json", "make_event.py", *INPUTS, *(f"{model}.py" for model in MODELS)]:
+        assert name in readme
