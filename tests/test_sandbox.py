@@ -7,6 +7,7 @@ Behaviour that both isolations share runs under both.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -84,8 +85,8 @@ class Task:
         self.settings = Settings(sandbox=isolation, limits=limits)
 
     def limits(self, **changes: Any) -> None:
-        values = {**self.settings.limits.__dict__, **changes}
-        self.settings = self.settings.with_changes(limits=ModelLimits(**values))
+        limits = dataclasses.replace(self.settings.limits, **changes)
+        self.settings = self.settings.with_changes(limits=limits)
 
     def ini(self, name: str, text: str = "[PROJECT]\nruntime = 0\n") -> Path:
         path = self.work / name
@@ -468,10 +469,11 @@ def test_writes_outside_the_work_dir_fail(bwrap_task: Task) -> None:
     run = bwrap_task.run("escaper", source)
     assert run.ok, run.reason
     results = bwrap_task.result()
-    # Read-only or missing places refuse the write outright.
-    for label in ("usr", "runtime", "etc"):
+    # Read-only, missing or unreachable places refuse the write outright.
+    for label in ("other task", "secret", "usr", "runtime", "etc"):
         assert results[label] != "written", label
-    # /tmp is the sandbox's own tmpfs: whatever happened there, nothing reaches the host.
+    # /tmp (and the work dir's parents, when they lie in /tmp) are the sandbox's own tmpfs:
+    # whatever happened there, nothing reaches the host.
     assert not Path(escapes["tmp"]).exists()
     assert not Path(escapes["parent"]).exists()
     assert not Path(escapes["usr"]).exists()

@@ -23,6 +23,20 @@ The model never runs as root, so ``RLIMIT_NPROC`` bounds it (the kernel exempts 
 * Service running as another user: bwrap makes a user namespace (uid 1000 inside, the service's
   uid outside); the kernel counts processes per user namespace, so the limit is per model too.
 
+Why the bwrap command line looks the way it does (bubblewrap 0.8, found by trying as root):
+
+* A user namespace made by root maps the model to kernel uid 0, which ``RLIMIT_NPROC`` exempts,
+  hence no ``--unshare-user`` for root and ``setpriv`` instead.
+* bwrap run as an unprivileged user cannot bind a path it cannot reach (it resolves sources,
+  even ``--ro-bind-fd`` ones, as the caller), e.g. a Python installed under ``/root``: hence bwrap
+  runs as root, keeping only ``CAP_SETUID``/``CAP_SETGID``/``CAP_SETPCAP`` for ``setpriv``.
+* Without ``CAP_DAC_OVERRIDE`` bwrap cannot ``--chdir`` into a ``0700`` work directory owned by
+  the model's uid: the runner changes directory itself, after the uid switch.
+* bwrap creates missing parents of mount points ``0700``; ``--perms 0755 --dir`` makes them
+  traversable for the unprivileged model. The root tmpfs is remounted read-only at the end.
+* bwrap returns as soon as the model exits, while its children may live on for a moment: the
+  sandbox's init (``--info-fd`` gives its pid) is killed and awaited after every run.
+
 Isolation ``process`` (no bwrap, or chosen on purpose) keeps the clean environment, the limits,
 the timeout and the process-group kill, but the model sees the host's file system and network as
 the service's user sees them, and the process limit counts all of that user's processes (it does
@@ -392,7 +406,8 @@ def _file_system(work: Path, extra_read_only: Sequence[str]) -> list[str]:
     for extra in extra_read_only:
         tree.read_only(os.path.realpath(extra), os.path.abspath(extra))
     tree.writable(os.path.realpath(work), str(work))
-    return tree.args
+    # The root itself is a tmpfs holding only mount points: make it read-only too.
+    return [*tree.args, "--remount-ro", "/"]
 
 
 def _site_packages() -> list[str]:
