@@ -661,15 +661,20 @@ def sync_schemas(stack: Stack, created: Sequence[str], clock: Clock) -> None:
 # ----------------------------------------------------------------------------- processes
 
 
+def check_ports_free(stack: Stack) -> None:
+    """Fail before installing anything when a port we need is held by someone else."""
+    for svc in http_services():
+        if running_pid(stack, svc) is None and port_open(HOST, svc.port or 0):
+            raise StackError(
+                f"port {svc.port} for {svc.name} is taken by a process this harness did not "
+                f"start (no live pid in {stack.pid_file(svc)}); stop that process first"
+            )
+
+
 def start(stack: Stack, svc: Service, env: Mapping[str, str], clock: Clock) -> bool:
     """Start one process in its own session unless it runs already; True if started."""
     if running_pid(stack, svc) is not None:
         return False
-    if svc.port is not None and port_open(HOST, svc.port):
-        raise StackError(
-            f"port {svc.port} for {svc.name} is taken by a process this harness did not start "
-            f"(no live pid in {stack.pid_file(svc)}); stop that process first"
-        )
     log = stack.log_file(svc)
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -715,7 +720,10 @@ def wait_ready(stack: Stack, services: Sequence[Service], clock: Clock) -> None:
             if ready:
                 pending.remove(svc)
         if pending and time.monotonic() > deadline:
-            names = ", ".join(f"{svc.name} (log {stack.log_file(svc)})" for svc in pending)
+            names = "\n".join(
+                f"{svc.name}, log {stack.log_file(svc)}:\n{log_tail(stack.log_file(svc), 5)}"
+                for svc in pending
+            )
             raise StackError(f"not ready after {START_TIMEOUT_S:.0f} s: {names}")
         if pending:
             time.sleep(0.3)
@@ -889,6 +897,7 @@ def cmd_up(stack: Stack) -> int:
         clock.say("already running")
     else:
         check_backends(stack)
+        check_ports_free(stack)
         install(stack, clock)
         write_configs(stack)
         created = create_databases(stack)
