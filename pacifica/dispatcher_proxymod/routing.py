@@ -1,0 +1,281 @@
+"""Which events the proxymod handler takes: one jsonpath2 expression and its explanation.
+
+The expression lives in ``routes/proxymod.jsonpath`` (package data). It is written in
+jsonpath2, the language Pacifica Notifications matches subscriptions with, and is matched
+against :meth:`Event.to_legacy`, the document Notifications matches; so the shipped file
+can be registered verbatim as the Notifications subscription.
+
+**Accepted sources.** ``Settings.accepted_sources`` (``DISPATCHER_ACCEPTED_SOURCES``,
+comma separated) lists the event sources we act on. Each entry is read as:
+
+* ending in ``=`` or ``/``: a **prefix**; a source matches when it starts with the entry
+  (``http://metadata.pacifica.org/transactions?_id=`` matches ``...?_id=1008``);
+* ending in ``*``: a prefix without the ``*`` (``https://meta.example/txn*``);
+  a lone ``*`` accepts every source;
+* anything else: the **exact** source (``/pacifica/metadata/ingest``).
+
+An empty tuple accepts every source. Entries must not contain ``"``, ``\\`` or control
+characters (jsonpath2 string literals cannot hold them); such settings raise
+:class:`~.errors.SettingsError`. The shipped file carries the condition for the default
+sources (:data:`SHIPPED_SOURCES`); :func:`subscription_expression` swaps in the
+condition for other settings, and :func:`match` also checks the source in Python.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Final
+
+from jsonpath2.path import Path
+
+from .errors import SettingsError
+from .events import INGEST_EVENT_TYPE, Event
+from .settings import Settings
+
+LOGGER = logging.getLogger(__name__)
+
+ROUTE_NAME: Final = "proxymod"
+EXPRESSION_RESOURCE: Final = "routes/proxymod.jsonpath"
+
+#: The sources whose condition is written in the shipped expression file.
+SHIPPED_SOURCES: Final = (
+    "/pacifica/metadata/ingest",
+    "http://metadata.pacifica.org/transactions?_id=",
+)
+
+#: What the expression requires besides files: key -> required value (None: any value).
+REQUIRED_KEY_VALUES: Final[Mapping[str, str | None]] = {
+    "proxymod.task": "advance",
+    "proxymod.version": "v0.0.1",
+    "proxymod.configs_count": None,
+    "proxymod.config_1.PROJECT.runtime": None,
+    "proxymod.config_1.PROJECT.failure": None,
+    "proxymod.config_1.INPUTS.in_dir": None,
+    "proxymod.config_1.INPUTS.in_file_one": None,
+    "proxymod.config_1.INPUTS.in_file_two": None,
+    "proxymod.config_1.OUTPUTS.out_dir": None,
+}
+INPUT_MIMETYPE: Final = "text/csv"
+MODEL_MIMETYPE: Final = "text/x-python"
+MODEL_SUBDIRS: Final = ("models", "models/")
+_IN_DIR_KEY: Final = "proxymod.config_1.INPUTS.in_dir"
+_INPUT_FILE_KEYS: Final = (
+    "proxymod.config_1.INPUTS.in_file_one",
+    "proxymod.config_1.INPUTS.in_file_two",
+)
+_SOURCE_SETTING: Final = "DISPATCHER_ACCEPTED_SOURCES"
+_ANY_SOURCE: Final = "*"
+
+
+@dataclass(frozen=True)
+class Route:
+    """A named jsonpath2 expression; an event that matches it goes to that handler."""
+
+    name: str
+    expression: str
+
+
+def load_proxymod_route() -> Route:
+    """The shipped proxymod route, its expression exactly as the package data holds it."""
+    text = resources.files(__package__).joinpath(EXPRESSION_RESOURCE).read_text(encoding="utf-8")
+    return Route(ROUTE_NAME, text)
+
+
+def subscription_expression(settings: Settings) -> str:
+    """The expression to register with Notifications, for ``settings.accepted_sources``.
+
+    For the default sources this is the shipped file, unchanged.
+    """
+    return _expression_for(tuple(settings.accepted_sources))
+
+
+def match(event: Event, settings: Settings) -> Route | None:
+    """The route ``event`` takes, or None. Never raises on odd events.
+
+    Raises :class:`SettingsError` only when ``accepted_sources`` cannot be expressed.
+    """
+    expression = subscription_expression(settings)
+    try:
+        # The Python checks mirror the expression, are cheap, and stop hostile shapes
+        # (data as an object, nested lists) that jsonpath2 would walk into.
+        if next(_reasons(event, settings.accepted_sources), None) is not None:
+            return None
+        matched = _matches(expression, event.to_legacy())
+    except Exception:  # jsonpath2 on hostile data: a mismatch, not a crash
+        LOGGER.warning("matching event %r raised; treated as no match", event.id, exc_info=True)
+        return None
+    return Route(ROUTE_NAME, expression) if matched else None
+
+
+def source_accepted(source: str, accepted: tuple[str, ...]) -> bool:
+    """Whether ``source`` is accepted by the entries ``accepted`` (see the module doc)."""
+    if not accepted:
+        return True
+    for entry in accepted:
+        prefix = _prefix_of(entry)
+        if prefix is None:
+            if source == entry:
+                return True
+        elif source.startswith(prefix):
+            return True
+    return False
+
+
+def explain_mismatch(event: Event, settings: Settings) -> list[str]:
+    """Human reasons why ``event`` does not match the proxymod route (empty if it does)."""
+    try:
+        reasons = list(_reasons(event, settings.accepted_sources))
+    except Exception:  # explaining must never turn a 422 into a crash
+        LOGGER.warning("explaining event %r raised", event.id, exc_info=True)
+        reasons = []
+    if not reasons and match(event, settings) is None:
+        reasons.append("the event does not match the proxymod expression")
+    return reasons
+
+
+# --------------------------------------------------------------------------- expression text
+
+
+def _prefix_of(entry: str) -> str | None:
+    """The prefix an accepted-source entry stands for, or None for an exact source."""
+    if entry.endswith("*"):
+        return entry[:-1]
+    if entry.endswith(("=", "/")):
+        return entry
+    return None
+
+
+def _literal(text: str) -> str:
+    """``text`` as a jsonpath2 string literal (which has no escapes: refuse what needs one)."""
+    if any(char in '"\\' or ord(char) < 0x20 or ord(char) == 0x7F for char in text):
+        raise SettingsError(
+            _SOURCE_SETTING, f"{text!r} holds a quote, backslash or control character"
+        )
+    return f'"{text}"'
+
+
+def _source_condition(sources: tuple[str, ...]) -> str:
+    """The jsonpath2 text that accepts ``sources``, joined to the rest by a leading ``and``."""
+    if not sources or _ANY_SOURCE in sources:
+        return ""
+    conditions = []
+    for entry in sources:
+        prefix = _prefix_of(entry)
+        if prefix is None:
+            conditions.append(f'$["source"] = {_literal(entry)}')
+        elif prefix:
+            conditions.append(f'$["source"][substring(0, {len(prefix)})] = {_literal(prefix)}')
+        else:
+            return ""
+    if len(conditions) == 1:
+        return f"\n  and {conditions[0]}"
+    joined = "\n    or ".join(conditions)
+    return f"\n  and (\n    {joined}\n  )"
+
+
+@functools.lru_cache(maxsize=32)
+def _expression_for(sources: tuple[str, ...]) -> str:
+    text = load_proxymod_route().expression
+    shipped = _source_condition(SHIPPED_SOURCES)
+    if sources == SHIPPED_SOURCES:
+        return text
+    if text.count(shipped) != 1:  # guarded by a test; keeps a stale file from misrouting
+        raise RuntimeError(f"{EXPRESSION_RESOURCE} lacks the shipped source condition")
+    return text.replace(shipped, _source_condition(sources))
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(expression: str) -> Path:
+    return Path.parse_str(expression)
+
+
+def _matches(expression: str, document: dict[str, Any]) -> bool:
+    return any(True for _ in _compiled(expression).match(document))
+
+
+# --------------------------------------------------------------------------- explanations
+
+
+def _reasons(event: Event, accepted: tuple[str, ...]) -> Iterator[str]:
+    """Each requirement of the expression that ``event`` misses, in words."""
+    if event.type != INGEST_EVENT_TYPE:
+        yield f"eventType is {event.type}, not {INGEST_EVENT_TYPE}"
+    if not source_accepted(event.source, accepted):
+        yield f"source {event.source} is not accepted (accepted: {', '.join(accepted)})"
+    if not event.id:
+        yield "the event has no eventID"
+    data = event.data
+    if not isinstance(data, list):
+        yield "data is not a list of Pacifica metadata entries"
+        return
+    entries = [entry for entry in data if isinstance(entry, dict)]
+    values = _key_values(entries)
+    for key, wanted in REQUIRED_KEY_VALUES.items():
+        found = values.get(key, [])
+        if not found:
+            yield (
+                f"no TransactionKeyValue {key} = {wanted}"
+                if wanted is not None
+                else f"no TransactionKeyValue {key}"
+            )
+        elif wanted is not None and wanted not in found:
+            yield f"TransactionKeyValue {key} is {_shown(found)}, not {wanted}"
+    files = [entry for entry in entries if entry.get("destinationTable") == "Files"]
+    in_dirs = values.get(_IN_DIR_KEY, [])
+    for key in _INPUT_FILE_KEYS:
+        names = values.get(key, [])
+        if names and in_dirs and not _has_input(files, names, in_dirs):
+            yield (
+                f"no {INPUT_MIMETYPE} File named {_shown(names)} in subdir {_shown(in_dirs)} "
+                f"({key.rsplit('.', 1)[-1]} of config_1)"
+            )
+    if not any(
+        entry.get("mimetype") == MODEL_MIMETYPE and entry.get("subdir") in MODEL_SUBDIRS
+        for entry in files
+    ):
+        yield f"no {MODEL_MIMETYPE} File in subdir models/"
+
+
+def _key_values(entries: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Every TransactionKeyValue key -> all the values given for it, as sent."""
+    values: dict[str, list[Any]] = {}
+    for entry in entries:
+        if entry.get("destinationTable") != "TransactionKeyValue" or "value" not in entry:
+            continue
+        key = entry.get("key")
+        if isinstance(key, str):
+            values.setdefault(key, []).append(entry["value"])
+    return values
+
+
+def _same_dir(subdir: Any, in_dir: Any) -> bool:
+    """``subdir`` and ``in_dir`` name one folder, give or take one trailing ``/``."""
+    if not isinstance(subdir, str) or not isinstance(in_dir, str):
+        return bool(subdir == in_dir)
+    return (
+        subdir == in_dir
+        or (in_dir.endswith("/") and subdir == in_dir[:-1])
+        or (subdir.endswith("/") and subdir[:-1] == in_dir)
+    )
+
+
+def _has_input(files: list[dict[str, Any]], names: list[Any], in_dirs: list[Any]) -> bool:
+    return any(
+        entry.get("mimetype") == INPUT_MIMETYPE
+        and entry.get("name") in names
+        and any(_same_dir(entry.get("subdir"), in_dir) for in_dir in in_dirs)
+        for entry in files
+    )
+
+
+def _shown(values: list[Any]) -> str:
+    """Values for a reason: one shown alone, several as a list; long text shortened."""
+    texts = [
+        json.dumps(value)[:80] if not isinstance(value, str) else value[:80] for value in values
+    ]
+    return texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
