@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -100,9 +101,14 @@ def entry_named(document: dict[str, Any], name: str) -> dict[str, Any]:
     return next(entry for entry in entries(document) if entry.get("name") == name)
 
 
+@functools.lru_cache(maxsize=8)
+def parsed(expression: str) -> JSONPath:
+    return JSONPath.parse_str(expression)
+
+
 def notifications_would_match(expression: str, event: Event) -> bool:
     """What Pacifica Notifications does with a subscription's jsonpath."""
-    return bool(list(JSONPath.parse_str(expression).match(event.to_legacy())))
+    return bool(list(parsed(expression).match(event.to_legacy())))
 
 
 # --------------------------------------------------------------------------- the shipped file
@@ -399,7 +405,7 @@ def damaged_documents(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @settings(
-    max_examples=200,
+    max_examples=500,
     derandomize=True,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
