@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import sys
 
+import cherrypy
+
 from .cli import main
 from .queue import create_celery_app
 from .settings import load_settings
@@ -22,12 +24,12 @@ __all__ = ["ReceiveTaskModel", "application", "celery_app", "main"]
 celery_app = create_celery_app()
 
 
-def _build_application() -> object:
+def _build_application() -> cherrypy.Application:
     settings = load_settings()
     return create_app(settings, create_celery_app(settings))
 
 
-application = LazyApplication(_build_application)  # type: ignore[arg-type]
+application = LazyApplication(_build_application)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,10 +1,10 @@
 """The ``pacifica-dispatcher-proxymod`` command.
 
-    pacifica-dispatcher-proxymod [--host H] [--port P] [--config CHERRYPY_CONFIG]   web server
-    pacifica-dispatcher-proxymod worker [celery worker options]                      a worker
-    pacifica-dispatcher-proxymod standalone --data-dir D --output-dir O             web + worker
-    pacifica-dispatcher-proxymod process EVENT.json --data-dir D --output-dir O     one event
-    pacifica-dispatcher-proxymod recover                                            re-queue lost
+pacifica-dispatcher-proxymod [--host H] [--port P] [--config CHERRYPY_CONFIG]   web server
+pacifica-dispatcher-proxymod worker [celery worker options]                      a worker
+pacifica-dispatcher-proxymod standalone --data-dir D --output-dir O             web + worker
+pacifica-dispatcher-proxymod process EVENT.json --data-dir D --output-dir O     one event
+pacifica-dispatcher-proxymod recover                                            re-queue lost
 """
 
 from __future__ import annotations
@@ -55,8 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _server_options(parser)
     commands = parser.add_subparsers(dest="command")
-    worker = commands.add_parser("worker", help="run a Celery worker (options go to celery)")
-    worker.add_argument("celery_args", nargs=argparse.REMAINDER)
+    commands.add_parser("worker", help="run a Celery worker (every later option goes to celery)")
     standalone = commands.add_parser(
         "standalone", help="web server and worker in one command, SQLite and embedded broker"
     )
@@ -74,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and of ``python -m``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    celery_args: list[str] = []
+    if argv[:1] == ["worker"]:  # everything after "worker" belongs to celery
+        argv, celery_args = argv[:1], argv[1:]
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -81,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         if args.command == "worker":
-            return run_worker(settings, args.celery_args)
+            return run_worker(settings, celery_args)
         if args.command == "standalone":
             return run_standalone(settings, args)
         if args.command == "process":

@@ -14,7 +14,7 @@ from typing import Any
 
 from celery import Celery, signals
 from celery import Task as CeleryTask
-from kombu import Queue
+from kombu.entity import Queue
 
 from . import store
 from .execution import execute

@@ -11,13 +11,14 @@ import enum
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import peewee
+import pymysql
 from playhouse.db_url import connect as connect_url
 
 from .events import Event
@@ -153,11 +154,20 @@ def event_key(source: str, event_id: str) -> str:
 def open_database(settings: Settings) -> peewee.Database:
     """Connect the task model to ``settings.database_url`` and create its table if missing."""
     url = settings.database_url
+    database: peewee.Database
     if url.startswith("sqlite:"):
         database = connect_url(
             url,
             pragmas={"journal_mode": "wal", "busy_timeout": 30_000, "synchronous": "normal"},
             timeout=30,
+        )
+    elif url.startswith(("mysql", "mariadb")):
+        database = connect_url(
+            url,
+            # count matched rows, so a claim or heartbeat in the same instant still counts
+            client_flag=pymysql.constants.CLIENT.FOUND_ROWS,
+            # microseconds, so "newest first" and heartbeats keep their order
+            field_types={"DATETIME": "DATETIME(6)"},
         )
     else:
         database = connect_url(url)
@@ -400,5 +410,6 @@ def needing_requeue(
 def count_by_status() -> dict[str, int]:
     """How many tasks are in each status."""
     with connection():
-        query = Task.select(Task.status, peewee.fn.COUNT(Task.id).alias("n")).group_by(Task.status)
-        return {row.status: row.n for row in query}
+        query = Task.select(Task.status, peewee.fn.COUNT(Task.id)).group_by(Task.status)
+        rows: Iterable[tuple[str, int]] = query.tuples()  # type: ignore[assignment]
+        return dict(rows)

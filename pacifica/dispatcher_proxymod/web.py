@@ -183,16 +183,24 @@ class Api:
             return None
         header = cherrypy.request.headers.get("Authorization", "")
         scheme, _, credentials = header.partition(" ")
-        if settings.auth == "bearer" and scheme.lower() == "bearer":
-            if hmac.compare_digest(credentials.strip().encode(), (settings.auth_token or "").encode()):
-                return None
+        token = (settings.auth_token or "").encode()
+        if (
+            settings.auth == "bearer"
+            and scheme.lower() == "bearer"
+            and hmac.compare_digest(credentials.strip().encode(), token)
+        ):
+            return None
         if settings.auth == "basic" and scheme.lower() == "basic":
             try:
-                user, _, password = base64.b64decode(credentials, validate=True).decode().partition(":")
+                user, _, password = (
+                    base64.b64decode(credentials, validate=True).decode().partition(":")
+                )
             except (binascii.Error, UnicodeDecodeError):
                 user, password = "", ""
             user_ok = hmac.compare_digest(user.encode(), (settings.auth_username or "").encode())
-            pass_ok = hmac.compare_digest(password.encode(), (settings.auth_password or "").encode())
+            pass_ok = hmac.compare_digest(
+                password.encode(), (settings.auth_password or "").encode()
+            )
             if user_ok and pass_ok:
                 return None
         challenge = "Bearer" if settings.auth == "bearer" else 'Basic realm="dispatcher"'

@@ -1,0 +1,81 @@
+"""Shared fixtures: settings on a temporary state dir, the store on the database under test.
+
+The database and broker come from the environment, so one suite runs on each setup:
+``TEST_DATABASE_URL`` (default: a SQLite file per test) and ``TEST_BROKER_URL`` (default: the
+embedded filesystem broker). ``.ci/run`` runs the suite on SQLite + embedded, PostgreSQL +
+RabbitMQ and PostgreSQL + Redis, and the store tests on MariaDB too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pacifica.dispatcher_proxymod import store
+from pacifica.dispatcher_proxymod.settings import ModelLimits, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+EXAMPLE_DATA = EXAMPLES / "data"
+EXAMPLE_EVENT = EXAMPLES / "event.json"
+
+
+def database_url(tmp_path: Path) -> str:
+    """The database under test: ``TEST_DATABASE_URL`` or a fresh SQLite file."""
+    return os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_path / 'tasks.sqlite3'}"
+
+
+def broker_url() -> str:
+    """The broker under test: ``TEST_BROKER_URL`` or the embedded filesystem broker."""
+    return os.environ.get("TEST_BROKER_URL") or "filesystem://"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings for one test: its own state, work and output folders, local transfer."""
+    state = tmp_path / "state"
+    return Settings(
+        database_url=database_url(tmp_path),
+        broker_url=broker_url(),
+        state_dir=state,
+        work_dir=state / "work",
+        transfer="local",
+        data_dir=EXAMPLE_DATA,
+        output_dir=tmp_path / "results",
+        limits=ModelLimits(timeout_seconds=60, cpu_seconds=60, memory_mb=1024),
+        heartbeat_seconds=0.5,
+        stale_after_seconds=5,
+        recovery_interval_seconds=1,
+        retry_backoff_seconds=0.2,
+    )
+
+
+@pytest.fixture
+def open_store(settings: Settings) -> Iterator[Settings]:
+    """The task store opened on the database under test, emptied first."""
+    store.open_database(settings)
+    with store.connection():
+        store.Task.delete().execute()
+    yield settings
+    store.close_database()
+
+
+@pytest.fixture
+def example_event() -> dict[str, Any]:
+    """The example event as a fresh dict."""
+    document: dict[str, Any] = json.loads(EXAMPLE_EVENT.read_text())
+    return document
+
+
+@pytest.fixture
+def data_copy(tmp_path: Path) -> Path:
+    """A private copy of the example data folder."""
+    target = tmp_path / "data"
+    shutil.copytree(EXAMPLE_DATA, target)
+    return target

@@ -1,0 +1,90 @@
+"""The Celery side on the broker under test: publishing, recovery of unqueued tasks."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pacifica.dispatcher_proxymod import store
+from pacifica.dispatcher_proxymod.events import parse_http
+from pacifica.dispatcher_proxymod.queue import (
+    QUEUE_NAME,
+    TASK_NAME,
+    broker_options,
+    create_celery_app,
+    publish,
+    recover,
+)
+from pacifica.dispatcher_proxymod.settings import Settings
+from pacifica.dispatcher_proxymod.store import TaskStatus
+
+
+def _record(example_event: dict[str, Any], event_id: str) -> str:
+    body = json.dumps(dict(example_event, eventID=event_id)).encode()
+    event = parse_http({"Content-Type": "application/json"}, body)
+    return store.record_event(event, TaskStatus.ACCEPTED, route="proxymod").task.id
+
+
+def _drain(app: Any) -> list[str]:
+    """Take every message off our queue; the task ids they carry."""
+    ids = []
+    with app.connection_for_read() as connection:
+        queue = connection.SimpleQueue(QUEUE_NAME)
+        try:
+            while True:
+                try:
+                    message = queue.get(timeout=1)
+                except queue.Empty:
+                    break
+                ids.append(message.headers["id"])
+                message.ack()
+        finally:
+            queue.close()
+    return ids
+
+
+def test_app_is_configured_for_at_least_once(settings: Settings) -> None:
+    app = create_celery_app(settings)
+    assert app.conf.task_acks_late is True
+    assert app.conf.task_reject_on_worker_lost is True
+    assert app.conf.worker_prefetch_multiplier == 1
+    assert TASK_NAME in app.tasks
+
+
+def test_lazy_app_reads_settings_on_first_use(monkeypatch: Any, settings: Settings) -> None:
+    monkeypatch.setenv("BROKER_URL", "memory://lazy")
+    app = create_celery_app()
+    assert app.conf.broker_url == "memory://lazy"
+
+
+def test_embedded_broker_folders(settings: Settings) -> None:
+    options = broker_options(settings)
+    assert options["data_folder_in"] == options["data_folder_out"]
+    assert (settings.broker_dir / "queue").is_dir()
+
+
+def test_publish_and_recover(open_store: Settings, example_event: dict[str, Any]) -> None:
+    app = create_celery_app(open_store)
+    _drain(app)
+    queued = _record(example_event, "queued")
+    lost = _record(example_event, "lost")
+    assert publish(app, queued)
+    assert _drain(app) == [queued]
+    task = store.get_task(queued)
+    assert task is not None and task.queued_at is not None
+    # "lost" never reached the broker; after the grace period recovery sends it
+    with store.connection():
+        old = store.utcnow().replace(year=2000)
+        store.Task.update(created=old).where(store.Task.id == lost).execute()
+    assert recover(app, open_store) == 1
+    assert _drain(app) == [lost]
+
+
+def test_publish_fails_softly_when_the_broker_is_down(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    down = open_store.with_changes(broker_url="redis://127.0.0.1:1/0")
+    task_id = _record(example_event, "down")
+    assert publish(create_celery_app(down), task_id) is False
+    task = store.get_task(task_id)
+    assert task is not None and task.queued_at is None and task.status == "202 Accepted"

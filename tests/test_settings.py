@@ -1,0 +1,81 @@
+"""Settings: environment over config file over defaults; clear errors naming the setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pacifica.dispatcher_proxymod.errors import SettingsError
+from pacifica.dispatcher_proxymod.settings import load_settings
+
+
+def test_defaults_need_no_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings({})
+    assert settings.database_url == f"sqlite:///{tmp_path / 'dispatcher.sqlite3'}"
+    assert settings.broker_url == "filesystem://"
+    assert settings.backend_url is None
+    assert settings.transfer == "pacifica"
+    assert settings.sandbox == "auto"
+    assert settings.auth == "none"
+    assert settings.work_dir == tmp_path / "dispatcher-state" / "work"
+    assert settings.limits.timeout_seconds == 600
+
+
+def test_environment_wins_over_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "dispatcher.ini"
+    config.write_text(
+        "[dispatcher]\nbroker_url = redis://file/0\ndispatcher_model_timeout = 30\n"
+        "dispatcher_model_memory_mb = 256\n"
+    )
+    settings = load_settings({"DISPATCHER_CONFIG": str(config), "BROKER_URL": "amqp://env//"})
+    assert settings.broker_url == "amqp://env//"
+    assert settings.limits.timeout_seconds == 30
+    assert settings.limits.cpu_seconds == 31
+    assert settings.limits.memory_mb == 256
+
+
+@pytest.mark.parametrize(
+    ("environ", "name"),
+    [
+        ({"DISPATCHER_MODEL_TIMEOUT": "soon"}, "DISPATCHER_MODEL_TIMEOUT"),
+        ({"DISPATCHER_MODEL_MEMORY_MB": "1"}, "DISPATCHER_MODEL_MEMORY_MB"),
+        ({"DISPATCHER_SANDBOX": "docker"}, "DISPATCHER_SANDBOX"),
+        ({"DISPATCHER_KEEP_WORK": "sometimes"}, "DISPATCHER_KEEP_WORK"),
+        ({"DISPATCHER_AUTH": "basic"}, "DISPATCHER_AUTH"),
+        ({"DISPATCHER_AUTH": "bearer"}, "DISPATCHER_AUTH"),
+        ({"DISPATCHER_CONFIG": "/no/such/file.ini"}, "DISPATCHER_CONFIG"),
+    ],
+)
+def test_bad_values_name_the_setting(environ: dict[str, str], name: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(environ)
+    assert caught.value.name == name
+    assert name in str(caught.value)
+
+
+def test_pacifica_endpoints_use_pacifica_cli_names(tmp_path: Path) -> None:
+    cli_config = tmp_path / "config.ini"
+    cli_config.write_text(
+        "[endpoints]\nupload_url = http://ingest.example/upload\n"
+        "[authentication]\ntype = basic\nusername = me\npassword = pw\n"
+    )
+    settings = load_settings(
+        {"PACIFICA_CLI_CONFIG": str(cli_config), "DOWNLOAD_URL": "http://cartd.example"}
+    )
+    assert settings.pacifica.upload_url == "http://ingest.example/upload"
+    assert settings.pacifica.download_url == "http://cartd.example"
+    assert settings.pacifica.requests_auth() == {"auth": ("me", "pw")}
+
+
+def test_accepted_sources_are_configurable() -> None:
+    settings = load_settings({"DISPATCHER_ACCEPTED_SOURCES": " /a , http://b/?_id= ,"})
+    assert settings.accepted_sources == ("/a", "http://b/?_id=")
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings({})
+    with pytest.raises(AttributeError):
+        settings.broker_url = "x"  # type: ignore[misc]
+    assert settings.with_changes(broker_url="x").broker_url == "x"

@@ -1,0 +1,145 @@
+"""The task store on the database under test (SQLite, PostgreSQL or MariaDB)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+from typing import Any
+
+from pacifica.dispatcher_proxymod import store
+from pacifica.dispatcher_proxymod.events import parse_http
+from pacifica.dispatcher_proxymod.settings import Settings
+from pacifica.dispatcher_proxymod.store import Claim, Outcome, TaskStatus
+
+
+def _event(document: dict[str, Any], event_id: str = "metadata.ingest.1") -> Any:
+    document = dict(document, eventID=event_id)
+    return parse_http({"Content-Type": "application/json"}, json.dumps(document).encode())
+
+
+def test_record_is_unique_per_source_and_id(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    first = store.record_event(_event(example_event), TaskStatus.ACCEPTED, route="proxymod")
+    again = store.record_event(_event(example_event), TaskStatus.ACCEPTED, route="proxymod")
+    other = store.record_event(_event(example_event, "other"), TaskStatus.ACCEPTED)
+    assert first.created and not again.created and other.created
+    assert again.task.id == first.task.id
+    assert other.task.id != first.task.id
+    assert store.list_tasks(1, 10)[1] == 2
+
+
+def test_unprocessable_is_recorded_final_with_reason(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    recorded = store.record_event(
+        _event(example_event), TaskStatus.UNPROCESSABLE, reason="no route"
+    )
+    record = store.get_task(recorded.task.id).to_record()  # type: ignore[union-attr]
+    assert record["status"] == "422 Unprocessable Entity"
+    assert record["error"]["message"] == "no route"
+    assert record["finished"] is not None
+    assert store.claim(recorded.task.id, "w", 60) is Claim.FINAL
+
+
+def test_claim_is_exclusive_until_the_heartbeat_is_stale(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    task = store.record_event(_event(example_event), TaskStatus.ACCEPTED).task
+    assert store.claim(task.id, "worker-a", 60) is Claim.CLAIMED
+    assert store.claim(task.id, "worker-b", 60) is Claim.BUSY
+    assert store.beat(task.id, "worker-a")
+    assert not store.beat(task.id, "worker-b")
+    with store.connection():
+        old = store.utcnow() - timedelta(seconds=120)
+        store.Task.update(heartbeat=old).where(store.Task.id == task.id).execute()
+    assert store.claim(task.id, "worker-b", 60) is Claim.CLAIMED
+    assert not store.finish(task.id, "worker-a", Outcome(TaskStatus.OK))
+    assert store.finish(task.id, "worker-b", Outcome(TaskStatus.OK, models=[{"model": "m"}]))
+    got = store.get_task(task.id)
+    assert got is not None and got.status == "200 OK" and got.attempts == 2
+    assert got.to_record()["models"] == [{"model": "m"}]
+    assert store.claim("00000000-0000-0000-0000-000000000000", "w", 60) is Claim.MISSING
+
+
+def test_concurrent_claims_give_one_owner(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    task = store.record_event(_event(example_event), TaskStatus.ACCEPTED).task
+    results: list[Claim] = []
+
+    def grab(name: str) -> None:
+        try:
+            results.append(store.claim(task.id, name, 60))
+        finally:
+            store.close_database()
+
+    threads = [threading.Thread(target=grab, args=(f"w{i}",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results.count(Claim.CLAIMED) == 1
+    assert results.count(Claim.BUSY) == 7
+
+
+def test_release_makes_the_task_claimable_again(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    task = store.record_event(_event(example_event), TaskStatus.ACCEPTED).task
+    store.claim(task.id, "w", 60)
+    store.release(task.id, "w", "Cartd unreachable")
+    got = store.get_task(task.id)
+    assert got is not None and got.status == "202 Accepted"
+    assert got.error_message == "Cartd unreachable"
+    assert store.claim(task.id, "w2", 60) is Claim.CLAIMED
+
+
+def test_needing_requeue_finds_unqueued_and_stale(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    unqueued = store.record_event(_event(example_event, "a"), TaskStatus.ACCEPTED).task
+    queued = store.record_event(_event(example_event, "b"), TaskStatus.ACCEPTED).task
+    stale = store.record_event(_event(example_event, "c"), TaskStatus.ACCEPTED).task
+    done = store.record_event(_event(example_event, "d"), TaskStatus.UNPROCESSABLE).task
+    store.mark_queued(queued.id)
+    store.claim(stale.id, "w", 60)
+    assert store.needing_requeue(600, 60, grace=60) == []
+    with store.connection():
+        old = store.utcnow() - timedelta(seconds=120)
+        store.Task.update(created=old).where(store.Task.id == unqueued.id).execute()
+        store.Task.update(heartbeat=old).where(store.Task.id == stale.id).execute()
+    found = store.needing_requeue(600, 60, grace=60)
+    assert sorted(found) == sorted([unqueued.id, stale.id])
+    assert queued.id not in found and done.id not in found
+
+
+def test_list_is_newest_first_and_paginated(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    ids = [
+        store.record_event(_event(example_event, str(i)), TaskStatus.ACCEPTED).task.id
+        for i in range(5)
+    ]
+    page1, total = store.list_tasks(1, 2)
+    page3, _ = store.list_tasks(3, 2)
+    assert total == 5
+    assert [t.id for t in page1] == ids[::-1][:2]
+    assert [t.id for t in page3] == ids[:1]
+    assert store.count_by_status() == {"202 Accepted": 5}
+
+
+def test_updated_changes_with_state(open_store: Settings, example_event: dict[str, Any]) -> None:
+    task = store.record_event(_event(example_event), TaskStatus.ACCEPTED).task
+    with store.connection():
+        old = store.utcnow() - timedelta(seconds=30)
+        store.Task.update(updated=old).where(store.Task.id == task.id).execute()
+    store.claim(task.id, "w", 60)
+    got = store.get_task(task.id)
+    assert got is not None and got.updated > old and got.started is not None
+
+
+def test_event_key_is_fixed_length_and_distinct() -> None:
+    assert len(store.event_key("s" * 5000, "i" * 5000)) == 64
+    assert store.event_key("a", "bc") != store.event_key("ab", "c")

@@ -1,0 +1,192 @@
+"""The HTTP API over real HTTP: status codes, bodies, auth, limits, duplicates."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import requests
+from httpserver import serving
+
+from pacifica.dispatcher_proxymod import store
+from pacifica.dispatcher_proxymod.queue import create_celery_app
+from pacifica.dispatcher_proxymod.settings import Settings
+from pacifica.dispatcher_proxymod.web import create_app
+
+
+@pytest.fixture
+def base_url(open_store: Settings) -> Iterator[str]:
+    app = create_app(open_store, create_celery_app(open_store))
+    with serving(app) as url:
+        yield url
+
+
+def _post(url: str, body: Any, **kwargs: Any) -> requests.Response:
+    data = body if isinstance(body, bytes | str) else json.dumps(body)
+    headers = kwargs.pop("headers", {"Content-Type": "application/json"})
+    return requests.post(f"{url}/receive", data=data, headers=headers, timeout=30, **kwargs)
+
+
+def test_receive_records_and_queues(base_url: str, example_event: dict[str, Any]) -> None:
+    answer = _post(base_url, example_event)
+    assert answer.status_code == 202
+    body = answer.json()
+    assert body["status"] == "202 Accepted" and body["duplicate"] is False
+    task = store.get_task(body["taskID"])
+    assert task is not None and task.queued_at is not None
+    status = requests.get(f"{base_url}/status/{body['taskID']}", timeout=10)
+    assert status.status_code == 200 and status.json() == "202 Accepted"
+    record = requests.get(f"{base_url}/get/{body['taskID']}", timeout=10).json()
+    assert record["event"]["id"] == example_event["eventID"]
+    assert record["event"]["source"] == example_event["source"]
+    assert record["event"]["specversion"] == "0.1"
+    assert record["route"] == "proxymod"
+
+
+def test_duplicate_delivery_answers_2xx_with_the_same_id(
+    base_url: str, example_event: dict[str, Any]
+) -> None:
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(pool.map(lambda _: _post(base_url, example_event), range(20)))
+    assert all(a.status_code in (200, 202) for a in answers)
+    assert [a.status_code for a in answers].count(202) == 1
+    assert len({a.json()["taskID"] for a in answers}) == 1
+    assert store.list_tasks(1, 50)[1] == 1
+
+
+def test_unmatched_event_is_accepted_as_422(base_url: str, example_event: dict[str, Any]) -> None:
+    orm = dict(example_event, eventType="org.pacifica.metadata.orm")
+    answer = _post(base_url, orm)
+    assert answer.status_code == 202
+    body = answer.json()
+    assert body["status"] == "422 Unprocessable Entity"
+    record = requests.get(f"{base_url}/get/{body['taskID']}", timeout=10).json()
+    assert "org.pacifica.metadata.orm" in record["error"]["message"]
+    task = store.get_task(body["taskID"])
+    assert task is not None and task.queued_at is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"{",
+        b"[]",
+        b"null",
+        b'"text"',
+        b"{}",
+        b'{"eventID": "x"}',
+        "\udcff".encode("utf-8", "surrogatepass"),
+    ],
+)
+def test_non_cloudevents_get_400_with_a_json_error(base_url: str, body: bytes) -> None:
+    answer = _post(base_url, body)
+    assert answer.status_code == 400
+    error = answer.json()
+    assert error["error"] == "InvalidEvent" and error["problems"]
+    assert "Traceback" not in answer.text
+
+
+def test_cloudevents_1_0_structured_and_binary(
+    base_url: str, example_event: dict[str, Any]
+) -> None:
+    structured = {
+        "specversion": "1.0",
+        "id": "s-1",
+        "source": example_event["source"],
+        "type": example_event["eventType"],
+        "time": "2026-11-27T12:00:05Z",
+        "datacontenttype": "application/json",
+        "data": example_event["data"],
+    }
+    answer = _post(base_url, structured, headers={"Content-Type": "application/cloudevents+json"})
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["status"] == "202 Accepted"
+    headers = {
+        "Content-Type": "application/json",
+        "ce-specversion": "1.0",
+        "ce-id": "b-1",
+        "ce-source": example_event["source"],
+        "ce-type": example_event["eventType"],
+    }
+    answer = _post(base_url, json.dumps(example_event["data"]), headers=headers)
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["status"] == "202 Accepted"
+
+
+def test_body_over_the_limit_gets_413(open_store: Settings) -> None:
+    small = open_store.with_changes(max_body_bytes=2048)
+    with serving(create_app(small, create_celery_app(small))) as url:
+        answer = _post(url, b"{" + b" " * 4096 + b"}")
+        assert answer.status_code == 413
+        assert answer.json()["error"] == "PayloadTooLarge"
+
+
+def test_lookups_unknown_malformed_and_unknown_path(base_url: str) -> None:
+    missing = requests.get(f"{base_url}/status/00000000-0000-0000-0000-000000000000", timeout=10)
+    assert missing.status_code == 404 and missing.json()["error"] == "NotFound"
+    malformed = requests.get(f"{base_url}/get/not-a-uuid", timeout=10)
+    assert malformed.status_code == 422 and malformed.json()["error"] == "MalformedTaskId"
+    unknown = requests.get(f"{base_url}/no/such/path", timeout=10)
+    assert unknown.status_code == 404
+    assert unknown.headers["Content-Type"].startswith("application/json")
+    assert "Traceback" not in unknown.text
+    wrong_method = requests.get(f"{base_url}/receive", timeout=10)
+    assert wrong_method.status_code == 405
+
+
+def test_task_list_is_paginated(base_url: str, example_event: dict[str, Any]) -> None:
+    ids = [_post(base_url, dict(example_event, eventID=f"e{i}")).json()["taskID"] for i in range(3)]
+    first = requests.get(f"{base_url}/?page=1&size=2", timeout=10).json()
+    assert [t["taskID"] for t in first["tasks"]] == ids[::-1][:2]
+    assert first["total"] == 3 and first["next"] == "/?page=2&size=2"
+    second = requests.get(f"{base_url}{first['next']}", timeout=10).json()
+    assert [t["taskID"] for t in second["tasks"]] == ids[:1] and second["next"] is None
+    bad = requests.get(f"{base_url}/?page=x", timeout=10)
+    assert bad.status_code == 422
+
+
+def test_health_reports_database_and_broker(base_url: str) -> None:
+    answer = requests.get(f"{base_url}/health", timeout=30)
+    assert answer.status_code == 200
+    assert answer.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+
+
+def test_health_is_503_when_the_broker_is_down(open_store: Settings) -> None:
+    down = open_store.with_changes(broker_url="redis://127.0.0.1:1/0")
+    with serving(create_app(down, create_celery_app(down))) as url:
+        answer = requests.get(f"{url}/health", timeout=60)
+    assert answer.status_code == 503
+    assert answer.json()["database"] == "ok"
+    assert answer.json()["broker"].startswith("unavailable")
+
+
+def test_event_is_kept_when_the_broker_is_down(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    down = open_store.with_changes(broker_url="redis://127.0.0.1:1/0")
+    with serving(create_app(down, create_celery_app(down))) as url:
+        answer = _post(url, example_event)
+    assert answer.status_code == 202
+    task = store.get_task(answer.json()["taskID"])
+    assert task is not None and task.status == "202 Accepted" and task.queued_at is None
+
+
+@pytest.mark.parametrize("mode", ["basic", "bearer"])
+def test_authentication(open_store: Settings, example_event: dict[str, Any], mode: str) -> None:
+    secured = open_store.with_changes(
+        auth=mode, auth_username="notifier", auth_password="s3cret", auth_token="t0ken"
+    )
+    good: dict[str, Any] = (
+        {"auth": ("notifier", "s3cret")}
+        if mode == "basic"
+        else {"headers": {"Content-Type": "application/json", "Authorization": "Bearer t0ken"}}
+    )
+    with serving(create_app(secured, create_celery_app(secured))) as url:
+        assert _post(url, example_event).status_code == 401
+        wrong = _post(url, example_event, auth=("notifier", "nope"))
+        assert wrong.status_code == 401 and "WWW-Authenticate" in wrong.headers
+        assert _post(url, example_event, **good).status_code == 202
