@@ -34,12 +34,13 @@ def broker_options(settings: Settings) -> dict[str, Any]:
     url = settings.broker_url
     if url.startswith("filesystem:"):
         folder = settings.broker_dir
-        for sub in ("queue", "processed"):
+        for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         return {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
             "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
             "store_processed": False,
         }
     if url.startswith(("redis:", "rediss:")):
