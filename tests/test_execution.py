@@ -1,0 +1,146 @@
+"""A worker's steps on one task: claim, route, handle, record; retries of transient failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pacifica.dispatcher_proxymod import store
+from pacifica.dispatcher_proxymod.events import parse_http
+from pacifica.dispatcher_proxymod.execution import execute
+from pacifica.dispatcher_proxymod.settings import PacificaSettings, Settings
+from pacifica.dispatcher_proxymod.store import TaskStatus
+from pacifica.dispatcher_proxymod.transfer import make_transfer
+
+
+def _record(event: dict[str, Any], status: TaskStatus = TaskStatus.ACCEPTED) -> str:
+    parsed = parse_http({"Content-Type": "application/json"}, json.dumps(event).encode())
+    return store.record_event(parsed, status, route="proxymod").task.id
+
+
+def _with(event: dict[str, Any], event_id: str, **changes: str) -> dict[str, Any]:
+    copy: dict[str, Any] = json.loads(json.dumps(event))
+    copy["eventID"] = event_id
+    for entry in copy["data"]:
+        if entry.get("key") in changes:
+            entry["value"] = changes[entry["key"]]
+    return copy
+
+
+def test_success_is_recorded_with_models_and_result(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    task_id = _record(example_event)
+    result = execute(open_store, task_id, make_transfer(open_store))
+    assert result.state == "done" and result.status is TaskStatus.OK
+    task = store.get_task(task_id)
+    assert task is not None and task.status == "200 OK" and task.finished is not None
+    record = task.to_record()
+    assert [m["model"] for m in record["models"]] == [
+        "loose_coupling",
+        "tight_coupling",
+        "tight_coupling_twoway",
+    ]
+    assert Path(record["result"]["location"]).is_dir()
+    again = execute(open_store, task_id, make_transfer(open_store))
+    assert again.state == "done" and again.status is None  # dropped, not run twice
+
+
+def test_missing_and_busy_tasks(open_store: Settings, example_event: dict[str, Any]) -> None:
+    assert (
+        execute(open_store, "00000000-0000-0000-0000-000000000000", make_transfer(open_store)).state
+        == "missing"
+    )
+    task_id = _record(example_event)
+    assert store.claim(task_id, "another-worker", 60) is store.Claim.CLAIMED
+    busy = execute(open_store, task_id, make_transfer(open_store))
+    assert busy.state == "busy" and busy.countdown == open_store.stale_after_seconds
+
+
+def test_invalid_configuration_is_422_with_every_problem(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    event = _with(
+        example_event,
+        "bad",
+        **{
+            "proxymod.config_1.PROJECT.runtime": "-1",
+            "proxymod.config_2.PROJECT.failure": "maybe",
+            "proxymod.config_3.OUTPUTS.out_dir": "/abs",
+        },
+    )
+    task_id = _record(event)
+    assert execute(open_store, task_id, make_transfer(open_store)).status is (
+        TaskStatus.UNPROCESSABLE
+    )
+    task = store.get_task(task_id)
+    assert task is not None
+    message = task.error_message or ""
+    assert "runtime" in message and "failure" in message and "out_dir" in message
+    assert not open_store.work_dir.joinpath(task_id).exists()
+
+
+def test_model_failure_is_500_naming_the_model(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    task_id = _record(_with(example_event, "fails", **{"proxymod.config_3.PROJECT.failure": "1"}))
+    result = execute(open_store, task_id, make_transfer(open_store))
+    assert result.status is TaskStatus.FAILED
+    task = store.get_task(task_id)
+    assert task is not None and task.error_type == "ModelFailed"
+    assert "You raised an error on purpose" in (task.error_message or "")
+    assert task.result_location is not None  # logs and manifest still delivered
+    assert open_store.work_dir.joinpath(task_id).is_dir()  # kept on failure by default
+
+
+def test_missing_input_file_fails_naming_it(
+    open_store: Settings, example_event: dict[str, Any], tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty-data"
+    empty.mkdir()
+    settings = open_store.with_changes(data_dir=empty)
+    task_id = _record(example_event)
+    result = execute(settings, task_id, make_transfer(settings))
+    assert result.status is TaskStatus.FAILED
+    task = store.get_task(task_id)
+    assert task is not None and "in_file_one.csv" in (task.error_message or "")
+    assert task.error_traceback and "Traceback" in task.error_traceback
+
+
+def test_transient_failures_are_retried_then_given_up(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    closed = PacificaSettings(
+        download_url="http://127.0.0.1:9/",
+        upload_url="http://127.0.0.1:9/upload",
+        upload_status_url="http://127.0.0.1:9/get_state",
+        request_timeout_seconds=2,
+    )
+    settings = open_store.with_changes(
+        transfer="pacifica", pacifica=closed, transfer_retries=2, retry_backoff_seconds=0
+    )
+    task_id = _record(example_event)
+    transfer = make_transfer(settings)
+    states = []
+    for _ in range(3):
+        result = execute(settings, task_id, transfer)
+        states.append(result.state)
+        if result.state == "retry":
+            task = store.get_task(task_id)
+            assert task is not None and task.status == "202 Accepted"
+            assert "retrying" in (task.error_message or "")
+    assert states == ["retry", "retry", "done"]
+    task = store.get_task(task_id)
+    assert task is not None and task.status == "500 Internal Server Error"
+    assert "gave up after 3 attempts" in (task.error_message or "")
+
+
+@pytest.mark.parametrize("keep", ["never", "always"])
+def test_work_dir_policy(open_store: Settings, example_event: dict[str, Any], keep: str) -> None:
+    settings = open_store.with_changes(keep_work=keep)
+    task_id = _record(example_event)
+    execute(settings, task_id, make_transfer(settings))
+    assert settings.work_dir.joinpath(task_id).exists() is (keep == "always")
