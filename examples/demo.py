@@ -1,0 +1,113 @@
+"""Run the example end to end on the embedded default and show the results.
+
+Starts ``pacifica-dispatcher-proxymod standalone`` (web server + worker, SQLite, embedded broker,
+local transfer) on a free port, POSTs ``examples/event.json`` as Pacifica Notifications would,
+waits for the task to end, prints its record and the result tree, then stops the service.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+
+def _request(url: str, body: bytes | None = None) -> Any:
+    request = urllib.request.Request(  # noqa: S310 - a loopback URL we build ourselves
+        url, data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+        return json.loads(answer.read())
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def main() -> int:
+    """Run the demo; the exit status is 0 when the task reached 200 OK."""
+    workdir = Path(sys.argv[1] if len(sys.argv) > 1 else "demo-run").absolute()
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = workdir / "service.log"
+    print(f"starting the standalone service on {url} (log: {log_path})")
+    with log_path.open("wb") as log:
+        service = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pacifica.dispatcher_proxymod",
+                "standalone",
+                "--data-dir",
+                str(HERE / "data"),
+                "--output-dir",
+                str(workdir / "results"),
+                "--state-dir",
+                str(workdir / "state"),
+                "--port",
+                str(port),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                _request(f"{url}/health")
+                break
+            except OSError:
+                if time.monotonic() > deadline or service.poll() is not None:
+                    print(log_path.read_text()[-2000:], file=sys.stderr)
+                    return 1
+                time.sleep(0.2)
+        accepted = _request(f"{url}/receive", (HERE / "event.json").read_bytes())
+        print(f"POST /receive -> {accepted}")
+        task_id = accepted["taskID"]
+        status = accepted["status"]
+        while status in ("202 Accepted", "102 Processing"):
+            time.sleep(0.2)
+            status = _request(f"{url}/status/{task_id}")
+        record = _request(f"{url}/get/{task_id}")
+        print(f"GET /status/{task_id} -> {status!r}")
+        for run in record["models"]:
+            print(
+                f"  model {run['model']}: {run['outcome']} in {run.get('duration_seconds')} s"
+                f" ({run['isolation']})"
+            )
+        if record["error"]:
+            print(f"  error: {record['error']['message']}")
+        result = record["result"]["location"]
+        print(f"results in {result}:")
+        for path in sorted(Path(result).rglob("*")):
+            if path.is_file():
+                print(f"  {path.relative_to(result)}  ({path.stat().st_size} bytes)")
+        sample = Path(result) / "outputs/loose_coupling_model_3_outputs"
+        for csv in sorted(sample.glob("output1_*.csv")):
+            print(f"--- {csv.relative_to(result)} (first lines)")
+            print("\n".join(csv.read_text().splitlines()[:4]))
+        return 0 if status == "200 OK" else 1
+    finally:
+        service.send_signal(signal.SIGTERM)
+        try:
+            service.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(service.pid, signal.SIGKILL)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
