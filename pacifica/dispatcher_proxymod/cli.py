@@ -5,6 +5,7 @@ pacifica-dispatcher-proxymod worker [celery worker options]                     
 pacifica-dispatcher-proxymod standalone --data-dir D --output-dir O             web + worker
 pacifica-dispatcher-proxymod process EVENT.json --data-dir D --output-dir O     one event
 pacifica-dispatcher-proxymod recover                                            re-queue lost
+pacifica-dispatcher-proxymod subscribe --notifications-url U --user N --target-url T  subscribe
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import cherrypy
 
 from .errors import DispatcherError
 from .settings import Settings, load_settings
+from .subscribe import add_subscribe_arguments, run_subscribe
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     process.add_argument("event", type=Path, help="the event as JSON (as Notifications sends it)")
     _local_options(process)
     commands.add_parser("recover", help="re-queue tasks whose message may have been lost")
+    subscribe = commands.add_parser(
+        "subscribe", help="register (or show, enable, delete) our Notifications subscription"
+    )
+    add_subscribe_arguments(subscribe)
     return parser
 
 
@@ -91,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_process(settings, args)
         if args.command == "recover":
             return run_recover(settings)
+        if args.command == "subscribe":
+            return run_subscribe(settings, args)
         serve(settings, args.host, args.port, args.cp_config)
         return 0
     except DispatcherError as exc:
