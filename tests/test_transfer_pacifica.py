@@ -32,6 +32,7 @@ from pacifica.dispatcher_proxymod.transfer.base import list_result_files
 from pacifica.dispatcher_proxymod.transfer.pacifica import (
     bundle_metadata,
     ingest_verdict,
+    without_traceback,
     write_bundle,
 )
 
@@ -143,6 +144,18 @@ def test_bundle_metadata_refuses_an_empty_value() -> None:
 )
 def test_ingest_verdict(state: dict[str, Any], verdict: str) -> None:
     assert ingest_verdict(state) == verdict
+
+
+@pytest.mark.parametrize(
+    ("text", "short"),
+    [
+        ("Failed: no (Traceback (most recent call last):\n  File x\nE: y\n)", "Failed: no"),
+        ("Traceback (most recent call last):\n  File x\nValueError: bad\n", "ValueError: bad"),
+        ("plain   message\n", "plain message"),
+    ],
+)  # fmt: skip
+def test_without_traceback(text: str, short: str) -> None:
+    assert without_traceback(text) == short
 
 
 @pytest.fixture
@@ -278,7 +291,7 @@ def stack_settings(stack: dict[str, Any]) -> PacificaSettings:
         download_url=stack["cartd_url"],
         download_policy_url=stack["download_policy_url"],
         ingest_timeout_seconds=180,
-        cart_timeout_seconds=180,
+        cart_timeout_seconds=45,  # a cart the archive interface breaks stays "staging"
         request_timeout_seconds=60,
     )
 
@@ -432,3 +445,5 @@ def test_policy_refusal_reports_ingest_message(
     with pytest.raises(TransferError, match=r"Ingest job [0-9]+ failed") as caught:
         transfer.upload(outsider, tmp_path / "results", {"Transactions._id": "1"})
     assert caught.value.transient is False
+    assert "Precondition Failed" in str(caught.value)  # Policy's own reason, via Ingest
+    assert "Traceback" not in str(caught.value)

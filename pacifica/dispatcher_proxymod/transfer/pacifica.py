@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -46,6 +48,8 @@ if TYPE_CHECKING:
     from ..events import Event, FileEntry, Upload
 
 _T = TypeVar("_T")
+
+LOGGER = logging.getLogger(__name__)
 
 #: The cart's tar is requested under this name; Cartd uses it as the tar's top folder.
 CART_FILENAME = "data"
@@ -113,7 +117,7 @@ def _answer_text(response: requests.Response | None) -> str:
         return ""
     message = response.headers.get("X-Pacifica-Message")
     if message:
-        return message[:_BODY_LIMIT]
+        return without_traceback(message)
     try:
         body = response.text
     except (requests.RequestException, UnicodeError):
@@ -121,7 +125,7 @@ def _answer_text(response: requests.Response | None) -> str:
     with contextlib.suppress(ValueError, AttributeError, TypeError):
         parsed = json.loads(body)
         body = str(parsed.get("message") or parsed.get("error") or body)
-    return " ".join(body.split())[:_BODY_LIMIT]
+    return without_traceback(body)
 
 
 def classify(exc: BaseException, what: str) -> TransferError:
@@ -170,14 +174,33 @@ class PacificaTransfer(Transfer):
     def download(
         self, event: Event, upload: Upload, files: Sequence[FileEntry], dest_dir: Path
     ) -> dict[FileEntry, Path]:
-        """Fetch exactly ``files`` through one Cartd cart, retrying transient failures."""
+        """Fetch exactly ``files`` through Cartd, verifying each, retrying transient failures.
+
+        All files go in one cart; if that cart fails, each file gets a cart of its own.
+        """
         destinations = {entry: destination_for(dest_dir, entry) for entry in files}
         if not destinations:
             return {}
         for entry in destinations:
             new_hash(entry)  # refuse an unverifiable file before asking Cartd for anything
         file_ids = self._file_ids(upload, list(destinations))
-        return self._with_retries(lambda: self._download_once(destinations, file_ids))
+        if len(destinations) > 1:
+            try:
+                return self._download_once(destinations, file_ids)
+            except TransferError as exc:
+                if not (exc.transient or isinstance(exc, ChecksumMismatch)):
+                    raise
+                LOGGER.warning("cart of %d files failed (%s); one cart per file", len(files), exc)
+        # One cart per file, in turn, each with retries. Cartd pulls a cart's files from the
+        # archive interface concurrently, and the posix archive interface shares one file
+        # handle between requests: overlapping pulls can break off (the cart then stays
+        # "staging") or mix bytes (Cartd then reports a hash mismatch). A cart of one file
+        # avoids both and names the file that really differs.
+        fetched: dict[FileEntry, Path] = {}
+        for entry, destination in destinations.items():
+            single = {entry: destination}
+            fetched.update(self._with_retries(partial(self._download_once, single, file_ids)))
+        return fetched
 
     def _with_retries(self, action: Callable[[], _T]) -> _T:
         """Run ``action``; on a transient TransferError wait and try again, up to ``attempts``."""
@@ -433,7 +456,7 @@ class PacificaTransfer(Transfer):
                 if verdict == "failed":
                     raise TransferError(
                         f"Ingest job {job_id} failed in task {last.get('task')!r}: "
-                        f"{last.get('exception') or 'no reason given'}",
+                        f"{without_traceback(str(last.get('exception') or 'no reason given'))}",
                         transient=False,
                     )
             if time.monotonic() + pause > deadline:
@@ -576,6 +599,18 @@ def _inside_top_folder(member_name: str) -> str:
 def _plain_subdir(subdir: str) -> str:
     """A subdir reduced for comparisons: no empty or ``.`` components, no edge slashes."""
     return "/".join(part for part in subdir.split("/") if part not in ("", "."))
+
+
+def without_traceback(text: str) -> str:
+    """A server's error text without the Python traceback Pacifica services append to it."""
+    lowered = text.lower()
+    cut = lowered.find("traceback")
+    if cut > 0:
+        text = text[:cut].rstrip(' ("\\,\n')
+    elif cut == 0:  # nothing but a traceback: its last line names the exception
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        text = lines[-1] if lines else text
+    return " ".join(text.split())[:_BODY_LIMIT]
 
 
 def _short(value: Any) -> str:
