@@ -126,7 +126,7 @@ class PacificaSettings:
     auth_password: str | None = None
     verify: bool = True
     ingest_timeout_seconds: float = 180.0
-    cart_timeout_seconds: float = 300.0
+    cart_timeout_seconds: float = 120.0
     request_timeout_seconds: float = 60.0
 
     def requests_auth(self) -> dict[str, Any]:
