@@ -36,6 +36,16 @@ def broker_url() -> str:
     return os.environ.get("TEST_BROKER_URL") or "filesystem://"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _stop_cherrypy_engine() -> Iterator[None]:
+    """Stop CherryPy's engine if a test started it (tests/httpserver.py)."""
+    yield
+    import cherrypy
+
+    if cherrypy.engine.state == cherrypy.engine.states.STARTED:
+        cherrypy.engine.exit()
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings for one test: its own state, work and output folders, local transfer."""
