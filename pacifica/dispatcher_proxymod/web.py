@@ -22,7 +22,7 @@ import cherrypy
 import peewee
 from celery import Celery
 
-from . import store
+from . import openapi, store
 from .errors import InvalidEvent
 from .events import parse_http
 from .queue import publish
@@ -33,6 +33,8 @@ from .store import TaskStatus
 log = logging.getLogger(__name__)
 
 JSON = "application/json"
+#: The highest page number ``GET /`` accepts (keeps the SQL offset a 64-bit integer).
+MAX_PAGE = 1_000_000_000
 
 
 def _json_body(payload: Any) -> bytes:
@@ -50,6 +52,11 @@ def json_error_page(status: str, message: str, traceback: str, version: str) -> 
     cherrypy.response.headers["Content-Type"] = JSON
     code, _, reason = status.partition(" ")
     return json.dumps({"error": reason or status, "message": message, "status": int(code)})
+
+
+def _method_not_allowed(allowed: str, message: str) -> bytes:
+    cherrypy.response.headers["Allow"] = allowed
+    return _error(405, "MethodNotAllowed", message)
 
 
 def _parse_task_id(task_id: str) -> str | None:
@@ -70,14 +77,14 @@ class Api:
     def index(self, page: str = "1", size: str | None = None) -> bytes:
         """``GET /``: the tasks, newest first, one page at a time."""
         if cherrypy.request.method not in ("GET", "HEAD"):
-            return _error(405, "MethodNotAllowed", "use GET")
-        try:
+            return _method_not_allowed("GET, HEAD", "use GET")
+        try:  # a repeated parameter arrives as a list: TypeError
             page_number = int(page)
             page_size = int(size) if size is not None else self.settings.page_size
-        except ValueError:
-            return _error(422, "InvalidParameter", "page and size must be integers")
-        if page_number < 1 or not 1 <= page_size <= 1000:
-            return _error(422, "InvalidParameter", "page >= 1 and 1 <= size <= 1000")
+        except (ValueError, TypeError):
+            return _error(422, "InvalidParameter", "page and size must be single integers")
+        if not 1 <= page_number <= MAX_PAGE or not 1 <= page_size <= 1000:
+            return _error(422, "InvalidParameter", f"1 <= page <= {MAX_PAGE} and 1 <= size <= 1000")
         tasks, total = store.list_tasks(page_number, page_size)
         more = page_number * page_size < total
         return _json_body(
@@ -108,7 +115,7 @@ class Api:
 
     def _task(self, task_id: str, rest: tuple[str, ...]) -> store.Task | bytes:
         if cherrypy.request.method not in ("GET", "HEAD"):
-            return _error(405, "MethodNotAllowed", "use GET")
+            return _method_not_allowed("GET, HEAD", "use GET")
         if rest or not task_id:
             return _error(404, "NotFound", "use /status/<task id> or /get/<task id>")
         parsed = _parse_task_id(task_id)
@@ -122,6 +129,8 @@ class Api:
     @cherrypy.expose
     def health(self) -> bytes:
         """``GET /health``: 200 when the database and the broker answer, else 503."""
+        if cherrypy.request.method not in ("GET", "HEAD"):
+            return _method_not_allowed("GET, HEAD", "use GET")
         checks: dict[str, str] = {}
         for name, check in (("database", store.ping), ("broker", self._ping_broker)):
             try:
@@ -136,6 +145,13 @@ class Api:
     def _ping_broker(self) -> None:
         with self.celery_app.connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, timeout=3)
+
+    @cherrypy.expose
+    def openapi_json(self) -> bytes:
+        """``GET /openapi.json``: the OpenAPI 3 description of this API."""
+        if cherrypy.request.method not in ("GET", "HEAD"):
+            return _method_not_allowed("GET, HEAD", "use GET")
+        return _json_body(openapi.description())
 
     @cherrypy.expose
     def receive(self) -> bytes:
@@ -164,6 +180,9 @@ class Api:
                 recorded = store.record_event(event, TaskStatus.UNPROCESSABLE, reason=reason)
             else:
                 recorded = store.record_event(event, TaskStatus.ACCEPTED, route=route.name)
+        except (peewee.DataError, ValueError) as exc:  # e.g. NUL or too long for PostgreSQL
+            problem = f"the task store cannot keep this event: {str(exc).strip()}"
+            return _error(400, "InvalidEvent", problem, problems=[problem])
         except peewee.PeeweeException as exc:
             log.error("could not record event %s from %s: %s", event.id, event.source, exc)
             cherrypy.response.headers["Retry-After"] = "5"
@@ -209,13 +228,15 @@ class Api:
 
 
 def app_config(settings: Settings) -> dict[str, dict[str, Any]]:
-    """The CherryPy application config: JSON errors, no tracebacks, the body limit."""
+    """The CherryPy application config: JSON errors, no tracebacks, the body limit, raw bodies."""
     return {
         "/": {
             "request.show_tracebacks": False,
             "request.show_mismatched_params": False,
             "error_page.default": json_error_page,
             "request.body.maxbytes": settings.max_body_bytes,
+            # no form or multipart parsing: /receive reads every body itself
+            "request.body.processors": {},
             "tools.encode.on": False,
             "tools.trailing_slash.on": False,
         }

@@ -1,0 +1,475 @@
+"""The OpenAPI 3 description of the HTTP API that :mod:`.web` serves at ``/openapi.json``.
+
+It describes what ``web.py`` really answers: every path, method, status code and body shape,
+the error bodies included (ours, and CherryPy's for 404, 411 and 413). ``tests/test_openapi.py``
+holds the service to it with schemathesis over real HTTP, so a change to either shows up there.
+
+Binary-mode CloudEvents (attributes in ``ce-*`` headers) are accepted too; they are explained in
+the text of ``POST /receive`` rather than as header parameters, because which headers are needed
+depends on each other in ways OpenAPI cannot state.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from . import __version__
+from .store import TaskStatus
+
+OPENAPI_VERSION = "3.0.3"
+
+_JSON = "application/json"
+_STRUCTURED = "application/cloudevents+json"
+_UUID = {"type": "string", "format": "uuid"}
+_TIMESTAMP = {
+    "type": "string",
+    "format": "date-time",
+    "description": "UTC, ISO 8601 with milliseconds and a Z",
+}
+_NON_BLANK = {
+    "type": "string",
+    "pattern": "^[^\\x00]*[^\\x00\\s][^\\x00]*$",
+    "description": "a string with a character that is not white space, and no NUL (which "
+    "PostgreSQL cannot store)",
+}
+_NULLABLE_STRING = {"type": "string", "nullable": True}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json_response(description: str, schema: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"description": description, "content": {_JSON: {"schema": schema}}, **extra}
+
+
+def _error_response(description: str, **extra: Any) -> dict[str, Any]:
+    return _json_response(description, _ref("Error"), **extra)
+
+
+_LOCATION_HEADER = {
+    "Location": {
+        "description": "where the task's record is: /get/<taskID>",
+        "schema": {"type": "string"},
+    }
+}
+_RETRY_HEADER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}}
+_CHALLENGE_HEADER = {
+    "WWW-Authenticate": {"description": "the scheme to use", "schema": {"type": "string"}}
+}
+_NOT_FOUND = _error_response(
+    "The path, or a query parameter, names nothing this service has "
+    "(CherryPy's error body for unknown paths and parameters)"
+)
+
+
+def _structured_event(version: str, own: dict[str, Any]) -> dict[str, Any]:
+    """CloudEvents ``version`` (1.0 or 0.3) in structured mode: the attributes in the body."""
+    return {
+        "type": "object",
+        "description": f"CloudEvents {version} in structured mode. Extension attributes are "
+        "named with lower-case letters and digits only.",
+        "required": ["specversion", "id", "source", "type"],
+        "additionalProperties": False,
+        "patternProperties": {"^[a-z0-9]+$": {}},
+        "properties": {
+            "specversion": {"type": "string", "enum": [version]},
+            "id": _NON_BLANK,
+            "source": _NON_BLANK,
+            "type": _NON_BLANK,
+            "time": {
+                "type": "string",
+                "format": "date-time",
+                "maxLength": 64,
+                "description": "RFC 3339 with a time zone",
+            },
+            "datacontenttype": {"type": "string", "minLength": 1},
+            "subject": {"type": "string", "minLength": 1},
+            "data": {"nullable": True},
+            **own,
+        },
+    }
+
+
+def _schemas() -> dict[str, Any]:
+    statuses = [status.value for status in TaskStatus]
+    return {
+        "TaskStatus": {
+            "type": "string",
+            "enum": statuses,
+            "description": "202 waiting for a worker, 102 running, then one of 200 (results "
+            "delivered), 422 (an event it will not or cannot run), 500 (it ran and failed).",
+        },
+        "Error": {
+            "type": "object",
+            "required": ["error", "message"],
+            "properties": {
+                "error": {"type": "string", "description": "a short name of the error"},
+                "message": {"type": "string", "description": "what went wrong, for people"},
+                "problems": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "every problem found (400 InvalidEvent)",
+                },
+                "status": {
+                    "type": "integer",
+                    "description": "the HTTP status (errors CherryPy raises itself)",
+                },
+            },
+        },
+        "Receipt": {
+            "type": "object",
+            "required": ["taskID", "status", "duplicate"],
+            "additionalProperties": False,
+            "properties": {
+                "taskID": _UUID,
+                "status": _ref("TaskStatus"),
+                "duplicate": {
+                    "type": "boolean",
+                    "description": "true when this (source, id) was received before",
+                },
+            },
+        },
+        "TaskSummary": {
+            "type": "object",
+            "required": ["taskID", "status", "source", "eventID", "created", "updated"],
+            "additionalProperties": False,
+            "properties": {
+                "taskID": _UUID,
+                "status": _ref("TaskStatus"),
+                "source": {"type": "string"},
+                "eventID": {"type": "string"},
+                "created": _TIMESTAMP,
+                "updated": _TIMESTAMP,
+            },
+        },
+        "TaskPage": {
+            "type": "object",
+            "required": ["tasks", "page", "size", "total", "next"],
+            "additionalProperties": False,
+            "properties": {
+                "tasks": {"type": "array", "items": _ref("TaskSummary")},
+                "page": {"type": "integer", "minimum": 1},
+                "size": {"type": "integer", "minimum": 1, "maximum": 1000},
+                "total": {"type": "integer", "minimum": 0},
+                "next": {
+                    "type": "string",
+                    "nullable": True,
+                    "description": "the path of the next page, null on the last one",
+                },
+            },
+        },
+        "ModelRun": {
+            "type": "object",
+            "description": "one model's run in the sandbox",
+            "required": ["model", "started", "ended", "outcome", "isolation"],
+            "properties": {
+                "model": {"type": "string"},
+                "started": {"type": "string", "format": "date-time"},
+                "ended": {"type": "string", "format": "date-time"},
+                "duration_seconds": {"type": "number"},
+                "exit_code": {"type": "integer", "nullable": True},
+                "signal": {"type": "integer", "nullable": True},
+                "signal_name": _NULLABLE_STRING,
+                "outcome": {
+                    "type": "string",
+                    "enum": ["ok", "error", "timeout", "limit", "killed"],
+                },
+                "limit": {
+                    "type": "string",
+                    "nullable": True,
+                    "enum": ["memory", "cpu", "file_size", "processes", "open_files", None],
+                },
+                "reason": _NULLABLE_STRING,
+                "isolation": {"type": "string", "enum": ["bwrap", "process"]},
+            },
+        },
+        "TaskRecord": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": [
+                "taskID",
+                "status",
+                "route",
+                "event",
+                "error",
+                "models",
+                "result",
+                "attempts",
+                "worker",
+                "created",
+                "updated",
+                "queued",
+                "started",
+                "finished",
+            ],
+            "properties": {
+                "taskID": _UUID,
+                "status": _ref("TaskStatus"),
+                "route": {
+                    "type": "string",
+                    "nullable": True,
+                    "description": "the route that matched; null when none did",
+                },
+                "event": {
+                    "type": "object",
+                    "description": "the event as received, with CloudEvents 1.0 names",
+                    "additionalProperties": False,
+                    "required": [
+                        "specversion",
+                        "id",
+                        "source",
+                        "type",
+                        "time",
+                        "datacontenttype",
+                        "dataschema",
+                        "extensions",
+                        "data",
+                    ],
+                    "properties": {
+                        "specversion": {"type": "string", "enum": ["0.1", "0.3", "1.0"]},
+                        "id": {"type": "string"},
+                        "source": {"type": "string"},
+                        "type": {"type": "string"},
+                        "time": _NULLABLE_STRING,
+                        "datacontenttype": _NULLABLE_STRING,
+                        "dataschema": _NULLABLE_STRING,
+                        "extensions": {"type": "object"},
+                        "data": {"nullable": True},
+                    },
+                },
+                "error": {
+                    "type": "object",
+                    "nullable": True,
+                    "additionalProperties": False,
+                    "required": ["type", "message", "traceback"],
+                    "properties": {
+                        "type": {"type": "string"},
+                        "message": _NULLABLE_STRING,
+                        "traceback": _NULLABLE_STRING,
+                    },
+                },
+                "models": {"type": "array", "items": _ref("ModelRun")},
+                "result": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["location", "transaction"],
+                    "properties": {
+                        "location": _NULLABLE_STRING,
+                        "transaction": {"type": "integer", "nullable": True},
+                    },
+                },
+                "attempts": {"type": "integer", "minimum": 0},
+                "worker": _NULLABLE_STRING,
+                "created": _TIMESTAMP,
+                "updated": _TIMESTAMP,
+                "queued": {**_TIMESTAMP, "nullable": True},
+                "started": {**_TIMESTAMP, "nullable": True},
+                "finished": {**_TIMESTAMP, "nullable": True},
+            },
+        },
+        "Health": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["status", "database", "broker"],
+            "properties": {
+                "status": {"type": "string", "enum": ["ok", "unavailable"]},
+                "database": {"type": "string", "description": "ok, or unavailable: <why>"},
+                "broker": {"type": "string", "description": "ok, or unavailable: <why>"},
+            },
+        },
+        "LegacyEvent": {
+            "type": "object",
+            "description": "CloudEvents 0.1, as Pacifica Notifications delivers events. Other "
+            "top-level members are kept as extensions.",
+            "required": ["cloudEventsVersion", "eventID", "source", "eventType"],
+            "properties": {
+                "cloudEventsVersion": {"type": "string", "enum": ["0.1"]},
+                "eventID": _NON_BLANK,
+                "source": _NON_BLANK,
+                "eventType": _NON_BLANK,
+                "eventTime": {
+                    "type": "string",
+                    "nullable": True,
+                    "maxLength": 64,
+                    "pattern": "^[^\\x00]*$",
+                },
+                "contentType": _NULLABLE_STRING,
+                "schemaURL": _NULLABLE_STRING,
+                "eventTypeVersion": _NULLABLE_STRING,
+                "extensions": {"type": "object", "nullable": True},
+                "data": {"nullable": True},
+                "specversion": {
+                    "not": {},
+                    "description": "absent: a body with specversion is a 0.3/1.0 event",
+                },
+            },
+        },
+        "Event10": _structured_event(
+            "1.0",
+            {"dataschema": {"type": "string", "minLength": 1}},
+        ),
+        "Event03": _structured_event(
+            "0.3",
+            {
+                "schemaurl": {"type": "string", "minLength": 1},
+                "datacontentencoding": {
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "base64: data is a base64 string of JSON or UTF-8 text",
+                },
+            },
+        ),
+        "CloudEvent": {"oneOf": [_ref("LegacyEvent"), _ref("Event10"), _ref("Event03")]},
+    }
+
+
+def _receive() -> dict[str, Any]:
+    body_schema = _ref("CloudEvent")
+    return {
+        "post": {
+            "operationId": "receiveEvent",
+            "summary": "Record a CloudEvent as a task and queue it",
+            "description": "Every CloudEvent that can be read is answered 2xx, because Pacifica "
+            "Notifications disables a subscription on any other answer: a new event gets 202, "
+            "a repeated (source, id) 200 with the first task. An event that no route matches "
+            "is recorded with status 422 (and still answered 202). Binary mode is accepted too: "
+            "the attributes in ce-specversion, ce-id, ce-source, ce-type (and other ce-*) "
+            "headers, the data in the body.",
+            "security": [{}, {"basicAuth": []}, {"bearerAuth": []}],
+            "requestBody": {
+                "required": True,
+                "content": {_JSON: {"schema": body_schema}, _STRUCTURED: {"schema": body_schema}},
+            },
+            "responses": {
+                "200": _json_response(
+                    "A repeated delivery: the task of the first one",
+                    _ref("Receipt"),
+                    headers=_LOCATION_HEADER,
+                ),
+                "202": _json_response(
+                    "Recorded as a new task (queued unless its status is 422)",
+                    _ref("Receipt"),
+                    headers=_LOCATION_HEADER,
+                ),
+                "400": _error_response("The body is not a CloudEvent; problems lists why"),
+                "401": _error_response(
+                    "Missing or wrong credentials (only when DISPATCHER_AUTH is set)",
+                    headers=_CHALLENGE_HEADER,
+                ),
+                "404": _NOT_FOUND,
+                "411": _error_response("No Content-Length and no chunked body"),
+                "413": _error_response("The body is over DISPATCHER_MAX_BODY_BYTES"),
+                "503": _error_response(
+                    "The task store cannot record the event now; send it again later",
+                    headers=_RETRY_HEADER,
+                ),
+            },
+        }
+    }
+
+
+def _task_lookup(operation_id: str, summary: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "get": {
+            "operationId": operation_id,
+            "summary": summary,
+            "parameters": [
+                {
+                    "name": "taskID",
+                    "in": "path",
+                    "required": True,
+                    "schema": _UUID,
+                    "description": "the taskID that POST /receive answered",
+                }
+            ],
+            "responses": {
+                "200": _json_response("The task", schema),
+                "404": _error_response("No such task"),
+                "422": _error_response("The taskID is not a UUID"),
+            },
+        }
+    }
+
+
+def _paths() -> dict[str, Any]:
+    return {
+        "/": {
+            "get": {
+                "operationId": "listTasks",
+                "summary": "The tasks, newest first, one page at a time",
+                "parameters": [
+                    {
+                        "name": "page",
+                        "in": "query",
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": 1_000_000_000,
+                            "default": 1,
+                        },
+                    },
+                    {
+                        "name": "size",
+                        "in": "query",
+                        "description": "default: DISPATCHER_PAGE_SIZE",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    },
+                ],
+                "responses": {
+                    "200": _json_response("One page of tasks", _ref("TaskPage")),
+                    "404": _NOT_FOUND,
+                    "422": _error_response("page or size is not an integer in range"),
+                },
+            }
+        },
+        "/receive": _receive(),
+        "/status/{taskID}": _task_lookup(
+            "getTaskStatus", "The status of one task", _ref("TaskStatus")
+        ),
+        "/get/{taskID}": _task_lookup(
+            "getTask", "The whole record of one task", _ref("TaskRecord")
+        ),
+        "/health": {
+            "get": {
+                "operationId": "health",
+                "summary": "Whether the database and the broker answer",
+                "responses": {
+                    "200": _json_response("Both answer", _ref("Health")),
+                    "503": _json_response("One of them does not", _ref("Health")),
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "This description",
+                "responses": {"200": _json_response("OpenAPI 3 document", {"type": "object"})},
+            }
+        },
+    }
+
+
+_DOCUMENT: dict[str, Any] = {
+    "openapi": OPENAPI_VERSION,
+    "info": {
+        "title": "pacifica-dispatcher-proxymod",
+        "version": __version__,
+        "description": "Receives Pacifica CloudEvents, runs the proxymod models they name in a "
+        "sandbox, and uploads the results. Every error body is JSON.",
+    },
+    "paths": _paths(),
+    "components": {
+        "schemas": _schemas(),
+        "securitySchemes": {
+            "basicAuth": {"type": "http", "scheme": "basic"},
+            "bearerAuth": {"type": "http", "scheme": "bearer"},
+        },
+    },
+}
+
+
+def description() -> dict[str, Any]:
+    """The OpenAPI document, as a fresh JSON-ready dict."""
+    return copy.deepcopy(_DOCUMENT)
