@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,15 @@ import pytest
 from pacifica.dispatcher_proxymod.errors import UnprocessableEvent
 from pacifica.dispatcher_proxymod.events import parse_http, parse_upload
 from pacifica.dispatcher_proxymod.proxymod.config import parse_configs
-from pacifica.dispatcher_proxymod.proxymod.handler import _guard_result_dir, handle, select_files
+from pacifica.dispatcher_proxymod.proxymod.handler import (
+    _guard_result_dir,
+    _outputs,
+    handle,
+    select_files,
+)
 from pacifica.dispatcher_proxymod.settings import Settings
 from pacifica.dispatcher_proxymod.transfer import make_transfer
+from pacifica.dispatcher_proxymod.transfer.base import list_result_files
 
 
 def _event(document: dict[str, Any]) -> Any:
@@ -118,3 +125,18 @@ def test_guard_removes_planted_links(tmp_path: Path) -> None:
     swapped.symlink_to(tmp_path)
     with pytest.raises(UnprocessableEvent):
         _guard_result_dir(swapped)
+
+
+def test_outputs_list_links_as_skipped_and_never_read_them(tmp_path: Path) -> None:
+    result = tmp_path / "result"
+    result.mkdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("top secret")
+    (result / "real.csv").write_text("year,value\n")
+    (result / "soft").symlink_to(secret)
+    os.link(secret, result / "hard")
+    listed = {entry["path"]: entry for entry in _outputs(result)}
+    assert listed["soft"] == {"path": "soft", "skipped": "link"}
+    assert listed["hard"] == {"path": "hard", "skipped": "link"}
+    assert listed["real.csv"]["size"] == 11
+    assert [f.relative.as_posix() for f in list_result_files(result)] == ["real.csv"]

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -30,6 +31,7 @@ from ..paths import resolve_inside, safe_file_name, safe_relative_dir
 from ..sandbox import ModelRun, run_model, sandbox_status
 from ..settings import Settings
 from ..transfer import Delivery, Transfer
+from ..transfer.base import open_regular_file
 from .config import ProxymodConfig, parse_configs
 
 log = logging.getLogger(__name__)
@@ -204,7 +206,7 @@ def _write_configs(
 
 def _sha1(path: Path) -> str:
     digest = hashlib.sha1()  # noqa: S324 - Pacifica's own checksum, not for security
-    with path.open("rb") as handle:
+    with open_regular_file(path) as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -215,21 +217,22 @@ def _describe(entries: Iterable[FileEntry], local: dict[FileEntry, Path], root: 
         {
             "path": local[entry].relative_to(root).as_posix(),
             "sha1": entry.hashsum,
-            "size": local[entry].stat().st_size,
+            "size": local[entry].lstat().st_size,
         }
         for entry in entries
     ]
 
 
 def _outputs(result_dir: Path) -> list[dict[str, Any]]:
-    """Regular files the run left in the result tree (symlinks are listed, never followed)."""
-    found = []
+    """What the run left in the result tree; links are listed as skipped, never followed."""
+    found: list[dict[str, Any]] = []
     for path in sorted(result_dir.rglob("*")):
         relative = path.relative_to(result_dir).as_posix()
-        if path.is_symlink():
-            found.append({"path": relative, "symlink": True})
-        elif path.is_file():
-            found.append({"path": relative, "sha1": _sha1(path), "size": path.stat().st_size})
+        info = path.lstat()
+        if stat.S_ISLNK(info.st_mode) or (stat.S_ISREG(info.st_mode) and info.st_nlink > 1):
+            found.append({"path": relative, "skipped": "link"})
+        elif stat.S_ISREG(info.st_mode):
+            found.append({"path": relative, "sha1": _sha1(path), "size": info.st_size})
     return found
 
 

@@ -146,7 +146,7 @@ def open_regular_file(path: Path) -> IO[bytes]:
 
 
 def list_result_files(result_dir: Path) -> list[ResultFile]:
-    """Every regular file under ``result_dir``, sorted; symbolic links are skipped, not followed."""
+    """Every regular file under ``result_dir``, sorted; links are skipped, never followed."""
     root = Path(result_dir)
     if root.is_symlink() or not root.is_dir():
         raise TransferError(f"result directory {root} does not exist or is not a directory")
@@ -156,8 +156,10 @@ def list_result_files(result_dir: Path) -> list[ResultFile]:
         for name in sorted(filenames):
             path = Path(dirpath, name)
             info = path.lstat()
-            if not stat.S_ISREG(info.st_mode):
-                continue  # symbolic links, fifos, sockets: never delivered
+            if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
+                # symbolic links, fifos, sockets, and hard links (which could name a host
+                # file a model was able to read) are never delivered
+                continue
             relative = PurePosixPath(path.relative_to(root).as_posix())
             found.append(ResultFile(relative, path.absolute(), info.st_size, info.st_mtime))
     return found
