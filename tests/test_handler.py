@@ -139,4 +139,4 @@ def test_outputs_list_links_as_skipped_and_never_read_them(tmp_path: Path) -> No
     assert listed["soft"] == {"path": "soft", "skipped": "link"}
     assert listed["hard"] == {"path": "hard", "skipped": "link"}
     assert listed["real.csv"]["size"] == 11
-    assert [f.relative.as_posix() for f in list_result_files(result)] == ["real.csv"]
+    assert [f.relative_path.as_posix() for f in list_result_files(result)] == ["real.csv"]
