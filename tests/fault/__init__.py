@@ -1,0 +1,1 @@
+"""Fault-injection tests: real worker and web processes, private PostgreSQL, Redis, RabbitMQ."""

@@ -1,0 +1,129 @@
+"""Fixtures of the fault tests: private services for the session, a dispatcher per test.
+
+The private PostgreSQL (port 5440), Redis (6390) and RabbitMQ (5690) start on first use and stop
+at the end of the session; nothing here touches the machine's shared services. Each test gets a
+fresh database and an emptied broker, and every worker or web process it started is stopped
+after it, whatever happened.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pacifica.dispatcher_proxymod import store
+from pacifica.dispatcher_proxymod.queue import QUEUE_NAME
+
+from .harness import Dispatcher, FaultData, Web, Worker
+from .services import PrivatePostgres, PrivateRabbitMQ, PrivateRedis
+
+_counter = itertools.count(1)
+#: Every private service this session started (to restart one a failed test left down).
+_started: list[PrivatePostgres | PrivateRedis | PrivateRabbitMQ] = []
+
+
+@pytest.fixture(scope="session")
+def fault_root() -> Iterator[Path]:
+    """A session folder outside pytest's private tmp (the postgres user must reach it)."""
+    root = Path(tempfile.mkdtemp(prefix="dispatcher-fault-"))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres(fault_root: Path) -> Iterator[PrivatePostgres]:
+    """The private PostgreSQL cluster (running at the start of every test that uses it)."""
+    server = PrivatePostgres(fault_root / "postgres")
+    server.start()
+    _started.append(server)
+    yield server
+    server.stop("fast")
+
+
+@pytest.fixture(scope="session")
+def redis_server(fault_root: Path) -> Iterator[PrivateRedis]:
+    """The private Redis (append-only file, fsync on every write)."""
+    server = PrivateRedis(fault_root / "redis")
+    server.start()
+    _started.append(server)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq(fault_root: Path) -> Iterator[PrivateRabbitMQ]:
+    """The private RabbitMQ node."""
+    server = PrivateRabbitMQ(fault_root / "rabbitmq")
+    server.start()
+    _started.append(server)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fault_data(tmp_path: Path) -> FaultData:
+    """A private copy of the example data, with the one-config fault model."""
+    return FaultData(tmp_path / "data")
+
+
+@pytest.fixture
+def make_dispatcher(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres: PrivatePostgres, fault_data: FaultData
+) -> Iterator[Callable[..., Dispatcher]]:
+    """Builds the test's dispatcher on a fresh database and the chosen (emptied) broker."""
+    made: list[Dispatcher] = []
+
+    def build(broker: str = "rabbitmq", **timings: Any) -> Dispatcher:
+        database = postgres.create_database(f"fault_{next(_counter)}")
+        if broker == "rabbitmq":
+            server: PrivateRabbitMQ = request.getfixturevalue("rabbitmq")
+            server.reset(QUEUE_NAME)
+            broker_url = server.url
+        elif broker == "redis":
+            redis_server: PrivateRedis = request.getfixturevalue("redis_server")
+            redis_server.reset()
+            broker_url = redis_server.url
+        else:
+            raise ValueError(f"unknown broker {broker!r}")
+        dispatcher = Dispatcher(
+            root=tmp_path / f"dispatcher-{len(made)}",
+            database_url=database,
+            broker_url=broker_url,
+            data_dir=fault_data.root,
+            **timings,
+        )
+        dispatcher.root.mkdir(parents=True)
+        dispatcher.open_store()
+        made.append(dispatcher)
+        return dispatcher
+
+    yield build
+    store.close_database()
+
+
+@pytest.fixture
+def processes() -> Iterator[list[Worker | Web]]:
+    """Workers and web servers a test started; all stopped after the test."""
+    started: list[Worker | Web] = []
+    yield started
+    for process in reversed(started):
+        process.stop()
+
+
+@pytest.fixture(autouse=True)
+def _restart_stopped_services() -> Iterator[None]:
+    """A test that failed while a private service was down leaves it running for the next."""
+    yield
+    for server in _started:
+        if isinstance(server, PrivatePostgres):
+            if not server.running:
+                server.start()
+        elif server.process is None:
+            server.start()
