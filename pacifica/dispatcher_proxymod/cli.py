@@ -117,6 +117,8 @@ def serve(settings: Settings, host: str, port: int, cp_config: str | None = None
             "server.socket_host": host,
             "server.socket_port": port,
             "server.thread_pool": 16,
+            # CherryPy's default listen backlog (5) resets connections in bursts of deliveries
+            "server.socket_queue_size": 128,
             "engine.autoreload.on": False,
             "checker.on": False,
             "log.screen": True,
