@@ -78,7 +78,9 @@ def test_coexists_with_the_pacifica_client_packages() -> None:
     assert present == ["True", "True", "True"]
     if os.environ.get("CI") == "true":  # CI tests the installed wheel, not the source tree
         assert "site-packages" in location, location
-        assert not Path(location).is_relative_to(Path(__file__).resolve().parent.parent)
+        assert not Path(location).is_relative_to(
+            Path(__file__).resolve().parent.parent / "pacifica"
+        )
 
 
 def test_module_runs_as_a_program() -> None:
