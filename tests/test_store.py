@@ -143,3 +143,27 @@ def test_updated_changes_with_state(open_store: Settings, example_event: dict[st
 def test_event_key_is_fixed_length_and_distinct() -> None:
     assert len(store.event_key("s" * 5000, "i" * 5000)) == 64
     assert store.event_key("a", "bc") != store.event_key("ab", "c")
+
+
+def test_processes_starting_together_create_the_table_once(settings: Settings) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "from pacifica.dispatcher_proxymod import store;"
+        "from pacifica.dispatcher_proxymod.settings import Settings;"
+        f"store.open_database(Settings(database_url={settings.database_url!r}));"
+        "print(store.list_tasks(1, 1)[1] >= 0)"
+    )
+    if not settings.database_url.startswith("sqlite"):
+        store.open_database(settings)
+        with store.connection():
+            store.database_proxy.obj.drop_tables([store.Task])
+        store.close_database()
+    starters = [
+        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    outputs = [p.communicate(timeout=120)[0].strip() for p in starters]
+    assert [p.returncode for p in starters] == [0, 0, 0, 0]
+    assert outputs == ["True"] * 4

@@ -173,7 +173,14 @@ def open_database(settings: Settings) -> peewee.Database:
         database = connect_url(url)
     database_proxy.initialize(database)
     with database.connection_context():
-        database.create_tables([Task], safe=True)
+        try:
+            database.create_tables([Task], safe=True)
+        except peewee.DatabaseError:
+            # another process (web and workers start together) may have won the race:
+            # "IF NOT EXISTS" is not atomic on PostgreSQL
+            database.rollback()
+            if not database.table_exists(Task._meta.table_name):
+                raise
     return database
 
 
