@@ -170,6 +170,12 @@ def test_b_upload_without_proxymod_is_not_delivered_to_us(
     _wait_sink(received, uploaded.transaction)  # Notifications matched this event just now
     time.sleep(3)  # our delivery, had it matched, would have been queued with the sink's
     assert service.tasks_for(uploaded.transaction) == []
+    ours = service.subscription()
+    assert ours is not None
+    since = datetime.fromtimestamp(uploaded.started - 120)
+    _, deliveries = _logged_event(since, f"metadata.ingest.{uploaded.transaction}")
+    assert deliveries, "Notifications logged no delivery at all (the sink's is missing)"
+    assert not [line for line in deliveries if line.startswith(ours.uuid)], deliveries
     assert linked_transactions(service.stack, uploaded.transaction) == []
     _assert_enabled(service)
 
