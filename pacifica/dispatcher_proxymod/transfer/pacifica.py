@@ -60,6 +60,11 @@ _INGEST_DONE_TASK = "ingest metadata"
 #: Shortest and longest pause between two polls of Cartd or Ingest, in seconds.
 _POLL_FIRST = 0.2
 _POLL_LONGEST = 2.0
+#: Longest pause between two polls of an Ingest job (a finished job ends the task sooner).
+_INGEST_POLL_LONGEST = 0.5
+#: How long a cart of several files may stage before we fall back to one cart per file
+#: (a stalled multi-file cart otherwise costs the whole cart timeout).
+MULTI_FILE_CART_WAIT = 30.0
 
 #: HTTP statuses worth a retry besides 5xx.
 _TRANSIENT_STATUSES = frozenset({408, 425, 429})
@@ -186,7 +191,8 @@ class PacificaTransfer(Transfer):
         file_ids = self._file_ids(upload, list(destinations))
         if len(destinations) > 1:
             try:
-                return self._download_once(destinations, file_ids)
+                wait = min(self.settings.cart_timeout_seconds, MULTI_FILE_CART_WAIT)
+                return self._download_once(destinations, file_ids, wait)
             except TransferError as exc:
                 if not (exc.transient or isinstance(exc, ChecksumMismatch)):
                     raise
@@ -272,7 +278,10 @@ class PacificaTransfer(Transfer):
             raise TransferError(f"{what} answered {url} with something that is not JSON") from None
 
     def _download_once(
-        self, destinations: dict[FileEntry, Path], file_ids: Mapping[FileEntry, int | str]
+        self,
+        destinations: dict[FileEntry, Path],
+        file_ids: Mapping[FileEntry, int | str],
+        wait_seconds: float | None = None,
     ) -> dict[FileEntry, Path]:
         """One cart: set it up, wait for it, stream its tar, delete it."""
         from pacifica.downloader.cartapi import CartAPI
@@ -302,16 +311,19 @@ class PacificaTransfer(Transfer):
         except (requests.RequestException, OSError) as exc:
             raise classify(exc, "Cartd") from None
         try:
-            self._wait_for_cart(cart_url, list(wanted.values()))
+            self._wait_for_cart(cart_url, list(wanted.values()), wait_seconds)
             self._receive_cart(cart_url, wanted, destinations)
         finally:
             with contextlib.suppress(requests.RequestException, OSError):
                 self.session.delete(cart_url)
         return destinations
 
-    def _wait_for_cart(self, cart_url: str, entries: Sequence[FileEntry]) -> None:
+    def _wait_for_cart(
+        self, cart_url: str, entries: Sequence[FileEntry], wait_seconds: float | None = None
+    ) -> None:
         """Poll the cart until Cartd says it is ready, bounded by the cart timeout."""
-        deadline = time.monotonic() + self.settings.cart_timeout_seconds
+        limit = self.settings.cart_timeout_seconds if wait_seconds is None else wait_seconds
+        deadline = time.monotonic() + limit
         pause = _POLL_FIRST
         status = "unknown"
         while True:
@@ -329,8 +341,7 @@ class PacificaTransfer(Transfer):
                 _raise_cart_failure(cart_url, response, entries, error)
             if time.monotonic() + pause > deadline:
                 raise TransferError(
-                    f"Cartd cart {cart_url} was not ready within "
-                    f"{self.settings.cart_timeout_seconds:g} s (status {status!r})",
+                    f"Cartd cart {cart_url} was not ready within {limit:g} s (status {status!r})",
                     transient=True,
                 )
             self.sleep(pause)
@@ -466,7 +477,7 @@ class PacificaTransfer(Transfer):
                     transient=False,
                 )
             self.sleep(pause)
-            pause = min(pause * 2, _POLL_LONGEST)
+            pause = min(pause * 2, _INGEST_POLL_LONGEST)
 
 
 def _raise_cart_failure(

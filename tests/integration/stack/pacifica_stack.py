@@ -571,7 +571,7 @@ def command_line(stack: Stack, svc: Service) -> list[str]:
             f"pacifica.{svc.module}.tasks",
             "worker",
             "--loglevel=info",
-            "--concurrency=2",
+            "--concurrency=1",  # the posix archive interface breaks on parallel reads
             "--without-gossip",
             "--without-mingle",
             "-n",
