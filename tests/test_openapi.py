@@ -170,3 +170,45 @@ def test_events_the_store_cannot_keep_get_400_not_5xx(
     if answer.status_code == 400:
         assert answer.json()["error"] == "InvalidEvent"
         assert answer.json()["problems"][0].startswith("the task store cannot keep this event")
+
+
+def _validate(live_url: str, path: str, task_id: str) -> None:
+    operation = schema[path]["GET"]
+    case = operation.Case(path_parameters={"taskID": task_id})
+    response = case.call_and_validate(base_url=live_url)
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("final", ["ok", "failed"])
+def test_real_task_records_match_the_description(live_url: str, final: str) -> None:
+    """Generated ids never name a task: check the records of real tasks, before and after."""
+    from datetime import UTC, datetime
+
+    from pacifica.dispatcher_proxymod import store
+    from pacifica.dispatcher_proxymod.sandbox import ModelRun
+
+    listing = requests.get(f"{live_url}/", timeout=10).json()
+    task_id = listing["tasks"][0]["taskID"]
+    for path in ("/status/{taskID}", "/get/{taskID}"):
+        _validate(live_url, path, task_id)
+    now = datetime.now(UTC)
+    run = ModelRun("loose_coupling", now, now, 0, None, "ok", None, None, "bwrap")
+    failing = ModelRun("tight_coupling", now, now, None, 9, "killed", None, "killed", "process")
+    outcome = (
+        store.Outcome(store.TaskStatus.OK, models=[run.to_json()], result_location="/r/1")
+        if final == "ok"
+        else store.Outcome(
+            store.TaskStatus.FAILED,
+            models=[run.to_json(), failing.to_json()],
+            error_type="ModelFailed",
+            error_message="model tight_coupling: was killed by SIGKILL",
+            error_traceback="Traceback ...",
+        )
+    )
+    assert store.claim(task_id, "test-worker", 60) is store.Claim.CLAIMED
+    assert store.finish(task_id, "test-worker", outcome)
+    for path in ("/status/{taskID}", "/get/{taskID}"):
+        _validate(live_url, path, task_id)
+    record = requests.get(f"{live_url}/get/{task_id}", timeout=10).json()
+    assert record["status"] == outcome.status.value
+    assert len(record["models"]) == len(outcome.models)
