@@ -293,7 +293,7 @@ class Web:
     """The web server (``python -m pacifica.dispatcher_proxymod --port P``) in its own group."""
 
     def __init__(self, dispatcher: Dispatcher, name: str = "web") -> None:
-        self.port = free_port()
+        self.port: int = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = dispatcher.logs / f"{name}.log"
         with self.log.open("ab") as out:
@@ -318,6 +318,8 @@ class Web:
     def _answers(self) -> bool:
         if self.process.poll() is not None:
             raise AssertionError(f"web exited with {self.process.returncode}: {self.tail()}")
+        if "ENGINE Bus STARTED" not in self.tail(100_000):
+            return False  # a signal before this would find the server half started
         try:
             requests.get(f"{self.url}/status/x", timeout=2)
             return True

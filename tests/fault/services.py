@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-import psycopg2  # type: ignore[import-untyped]
+import psycopg2  # type: ignore[import-untyped,unused-ignore]
 import redis
 from kombu.connection import Connection
 from kombu.exceptions import OperationalError as KombuOperationalError
@@ -138,7 +138,8 @@ class PrivateRedis:
         if self.process is not None and self.process.poll() is not None:
             raise ServiceError("private redis", f"exited with {self.process.returncode}")
         try:
-            return bool(self.client().ping())
+            with self.client() as client:
+                return bool(client.ping())
         except redis.RedisError:
             return False
 
@@ -156,11 +157,13 @@ class PrivateRedis:
 
     def queue_length(self, queue: str) -> int:
         """How many messages wait in the kombu list ``queue``."""
-        return int(self.client().llen(queue))
+        with self.client() as client:
+            return int(client.llen(queue))
 
     def reset(self) -> None:
         """Forget every key (a fresh broker for the next test)."""
-        self.client().flushall()
+        with self.client() as client:
+            client.flushall()
 
 
 class PrivateRabbitMQ:
