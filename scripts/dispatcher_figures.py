@@ -7,8 +7,9 @@ the lines of a whole ``make check`` up.
 Where the numbers come from, so they can be trusted:
 
 * Every task store a test opens goes through ``store.open_database``; the plugin notes each
-  URL. Just before a test's fixtures are torn down (workers still running, databases still
-  there) it reads the task rows of those databases with a connection of its own.
+  URL (a store a module-scoped fixture opened stays noted for the module's later tests). Just
+  before a test's fixtures are torn down (workers still running, databases still there) it
+  reads the task rows of those stores with a connection of its own; each row counts once.
 * **accepted**: task rows (each is an event the service answered 2xx to);
   **completed**: status 200; **failed**: 422 or 500, counted by ``error_type``;
   **lost**: rows still 202 or 102 when an end-to-end test ends (its worker had every chance).
@@ -35,7 +36,11 @@ END_TO_END = ("tests/test_e2e.py", "tests/fault/", "tests/integration/")
 ESCAPE_SUITES = ("tests/test_escapes.py", "tests/test_sandbox.py")
 FIGURES_VARIABLE = "DISPATCHER_FIGURES"
 
-_opened: list[str] = []
+#: Task store URL -> the test module that opened it (a module-scoped service serves many tests).
+_opened: dict[str, str] = {}
+#: (store URL, task id) of every row already counted, so a shared store counts each task once.
+_counted: set[tuple[str, str]] = set()
+_current_module = ""
 _FINAL = ("200 OK", "422 Unprocessable Entity", "500 Internal Server Error")
 
 
@@ -62,9 +67,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
 
     def recording_open(settings: Any) -> Any:
-        url = str(settings.database_url)
-        if url not in _opened:
-            _opened.append(url)
+        _opened[str(settings.database_url)] = _current_module
         return original(settings)
 
     recording_open._figures_wrapped = True  # type: ignore[attr-defined]
@@ -111,9 +114,12 @@ def _snapshot(nodeid: str, urls: list[str]) -> dict[str, Any]:
     problems: list[str] = []
     for url in urls:
         try:
-            rows += _rows(url)
+            found = _rows(url)
         except Exception as exc:  # a dropped database: say so rather than guess
             problems.append(f"{url.split('@')[-1]}: {type(exc).__name__}: {exc}")
+            continue
+        rows += [row for row in found if (url, row["id"]) not in _counted]
+        _counted.update((url, row["id"]) for row in found)
     failed: dict[str, int] = {}
     for row in rows:
         if row["status"] in _FINAL[1:]:
@@ -133,13 +139,22 @@ def _snapshot(nodeid: str, urls: list[str]) -> dict[str, Any]:
 
 
 @pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    """Forget the stores of other modules; keep those a module-scoped fixture still serves."""
+    global _current_module
+    _current_module = str(item.path)
+    for url, module in list(_opened.items()):
+        if module != _current_module:
+            del _opened[url]
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
-    """Read the stores of an end-to-end test before its fixtures stop workers and drop them;
-    then forget them, so each test counts the stores it opened (in its setup or its body)."""
+    """Read the stores of an end-to-end test before its fixtures stop workers and drop them."""
     if _output_path() is not None and item.nodeid.startswith(END_TO_END) and _opened:
         _append(_snapshot(item.nodeid, list(_opened)))
     yield
-    _opened.clear()
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
