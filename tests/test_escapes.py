@@ -435,11 +435,6 @@ def test_planted_log_and_manifest_links_are_not_written_through(hostile: Hostile
     assert [run["model"] for run in manifest["runs"]] == ["planter", "talker"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: sandbox._stderr_tail reopens result/stderr.log by path after the run, "
-    "so a model's symlink there makes the worker read a host file into the failure reason",
-)
 def test_planted_stderr_link_does_not_leak_a_host_file(hostile: Hostile) -> None:
     hostile.model(
         "leaker",
@@ -459,11 +454,6 @@ def test_planted_stderr_link_does_not_leak_a_host_file(hostile: Hostile) -> None
     assert all(hostile.secret_value.encode() not in content for content in files.values())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: sandbox._stderr_tail opens result/stderr.log by path after the run; a "
-    "FIFO planted there blocks the worker for ever (its heartbeat goes on, so no recovery)",
-)
 def test_planted_stderr_fifo_does_not_block_the_worker(hostile: Hostile) -> None:
     hostile.model(
         "blocker",

@@ -52,6 +52,7 @@ import os
 import select
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -216,8 +217,8 @@ def _execute(
     environment = _environment(work)
     sandbox_uid = SANDBOX_UID_BASE + os.getpid() if isolation == "bwrap" and _is_root() else None
     started = datetime.now(UTC)
-    with open(stdout_path, "ab") as stdout, open(stderr_path, "ab") as stderr:
-        stderr_start = stderr.tell()
+    with _open_log(stdout_path) as stdout, _open_log(stderr_path) as stderr:
+        stderr_start = os.fstat(stderr.fileno()).st_size
         if isolation == "bwrap":
             if sandbox_uid is not None:
                 _hand_over(work, sandbox_uid, sandbox_uid)
@@ -232,9 +233,24 @@ def _execute(
             outcome = _supervise(
                 _outer_prefix() + command, environment, work, stdout, stderr, limits, None, False
             )
-    ended = datetime.now(UTC)
-    tail = _stderr_tail(stderr_path, stderr_start)
+        ended = datetime.now(UTC)
+        # read back through the descriptor we wrote with: the path may be a model's by now
+        tail = _stderr_tail(stderr, stderr_start)
     return _judge(name, outcome, tail, limits, isolation, started, ended)
+
+
+def _open_log(path: Path) -> IO[bytes]:
+    """Open a log for appending and reading, refusing links, FIFOs and other non-files."""
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        raise errors.DispatcherError(f"cannot open the log {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise errors.DispatcherError(f"the log {path} is not a regular file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "a+b")
 
 
 def _runner_command(
@@ -637,13 +653,12 @@ def _reap(process: subprocess.Popen[bytes], *, timed_out: bool, signal_in_status
 # --------------------------------------------------------------------------- judging
 
 
-def _stderr_tail(path: Path, start: int) -> str:
-    """The end of what this run wrote to stderr."""
+def _stderr_tail(handle: IO[bytes], start: int) -> str:
+    """The end of what this run wrote to stderr, read through the run's own descriptor."""
     try:
-        with open(path, "rb") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            handle.seek(max(start, size - STDERR_TAIL_BYTES))
-            return handle.read().decode("utf-8", "replace")
+        size = os.fstat(handle.fileno()).st_size
+        offset = max(start, size - STDERR_TAIL_BYTES)
+        return os.pread(handle.fileno(), size - offset, offset).decode("utf-8", "replace")
     except OSError:
         return ""
 
