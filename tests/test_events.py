@@ -716,3 +716,17 @@ def test_parse_upload_only_ever_returns_an_upload_or_raises_unprocessable(data: 
         return
     assert all(isinstance(value, str) for value in upload.key_values.values())
     assert all(isinstance(entry, FileEntry) and entry.name for entry in upload.files)
+
+
+@pytest.mark.parametrize("attribute", ["eventID", "source", "eventType"])
+def test_control_characters_in_attributes_are_refused(attribute: str) -> None:
+    document = {
+        "cloudEventsVersion": "0.1",
+        "eventType": "org.pacifica.metadata.ingest",
+        "source": "/pacifica/metadata/ingest",
+        "eventID": "1",
+        "data": [],
+    }
+    document[attribute] = "a\u0000b"
+    with pytest.raises(InvalidEvent, match="control character"):
+        parse_http({"Content-Type": "application/json"}, json.dumps(document).encode())

@@ -208,10 +208,27 @@ def parse_http(headers: Mapping[str, str], body: bytes) -> Event:
     if media_type.startswith("application/cloudevents"):
         if media_type != _STRUCTURED_JSON:
             raise InvalidEvent(f"unsupported structured event format {media_type!r}")
-        return _parse_document(body)
+        return _check_attributes(_parse_document(body))
     if any(name.startswith("ce-") for name in lowered):
-        return _parse_binary(lowered, body)
-    return _parse_document(body)
+        return _check_attributes(_parse_binary(lowered, body))
+    return _check_attributes(_parse_document(body))
+
+
+def _check_attributes(event: Event) -> Event:
+    """Refuse control characters in the string attributes (the CloudEvents type system)."""
+    problems = [
+        f"{name} contains a control character"
+        for name, value in (
+            ("id", event.id),
+            ("source", event.source),
+            ("type", event.type),
+            ("time", event.time),
+        )
+        if value is not None and any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value)
+    ]
+    if problems:
+        raise InvalidEvent(problems)
+    return event
 
 
 def _lower_headers(headers: Mapping[str, str]) -> dict[str, str]:

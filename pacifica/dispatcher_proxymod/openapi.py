@@ -29,9 +29,9 @@ _TIMESTAMP = {
 }
 _NON_BLANK = {
     "type": "string",
-    "pattern": "^[^\\x00]*[^\\x00\\s][^\\x00]*$",
-    "description": "a string with a character that is not white space, and no NUL (which "
-    "PostgreSQL cannot store)",
+    "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+    "description": "a string with a character that is not white space, and no control "
+    "character (the CloudEvents type system forbids them)",
 }
 _NULLABLE_STRING = {"type": "string", "nullable": True}
 
@@ -293,7 +293,7 @@ def _schemas() -> dict[str, Any]:
                     "type": "string",
                     "nullable": True,
                     "maxLength": 64,
-                    "pattern": "^[^\\x00]*$",
+                    "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$",
                 },
                 "contentType": _NULLABLE_STRING,
                 "schemaURL": _NULLABLE_STRING,

@@ -59,7 +59,7 @@ class Task(peewee.Model):
     event_id = peewee.TextField()
     event_type = peewee.TextField()
     specversion = peewee.CharField(max_length=8)
-    event_time = peewee.CharField(max_length=64, null=True)
+    event_time = peewee.TextField(null=True)
     event_json = peewee.TextField()
     status = peewee.CharField(max_length=32, index=True)
     route = peewee.CharField(max_length=64, null=True)
