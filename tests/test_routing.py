@@ -429,3 +429,14 @@ def test_data_as_an_object_is_refused_although_jsonpath2_walks_into_it() -> None
     assert routing.explain_mismatch(event, DEFAULTS) == [
         "data is not a list of Pacifica metadata entries"
     ]
+
+
+def test_quick_mismatch_agrees_with_the_full_match_on_the_examples() -> None:
+    config = Settings()
+    example = json.loads((Path(__file__).parent.parent / "examples" / "event.json").read_text())
+    event = parse_http({"Content-Type": "application/json"}, json.dumps(example).encode())
+    assert routing.quick_mismatch(event, config) == [] and routing.match(event, config) is not None
+    orm = dict(example, eventType="org.pacifica.metadata.orm")
+    event = parse_http({"Content-Type": "application/json"}, json.dumps(orm).encode())
+    assert routing.quick_mismatch(event, config) and routing.match(event, config) is None
+    assert routing.quick_mismatch(event, config) == routing.explain_mismatch(event, config)

@@ -152,7 +152,7 @@ class Settings:
     sandbox: str = "auto"
     sandbox_ro_paths: tuple[str, ...] = ()
     limits: ModelLimits = field(default_factory=ModelLimits)
-    max_body_bytes: int = 10 * 1024 * 1024
+    max_body_bytes: int = 4 * 1024 * 1024
     max_configs: int = 100
     max_files: int = 10_000
     auth: str = "none"

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hmac
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -26,13 +28,15 @@ from . import openapi, store
 from .errors import InvalidEvent
 from .events import parse_http
 from .queue import publish
-from .routing import explain_mismatch, match
+from .routing import ROUTE_NAME, quick_mismatch, subscription_expression
 from .settings import Settings
 from .store import TaskStatus
 
 log = logging.getLogger(__name__)
 
 JSON = "application/json"
+#: Bodies larger than this are parsed one at a time, to bound the web process's memory.
+LARGE_BODY_BYTES = 256 * 1024
 #: The highest page number ``GET /`` accepts (keeps the SQL offset a 64-bit integer).
 MAX_PAGE = 1_000_000_000
 
@@ -72,6 +76,7 @@ class Api:
     def __init__(self, settings: Settings, celery_app: Celery) -> None:
         self.settings = settings
         self.celery_app = celery_app
+        self._large_bodies = threading.Lock()
 
     @cherrypy.expose
     def index(self, page: str = "1", size: str | None = None) -> bytes:
@@ -168,18 +173,27 @@ class Api:
             return _error(
                 413, "PayloadTooLarge", f"the body is over {self.settings.max_body_bytes} bytes"
             )
+        large = length is None or not length.isdigit() or int(length) > LARGE_BODY_BYTES
+        # a parsed event takes several times its body in memory: large ones go one at a time
+        with self._large_bodies if large else contextlib.nullcontext():
+            return self._receive(request)
+
+    def _receive(self, request: Any) -> bytes:
         body = request.body.read()
         try:
             event = parse_http(dict(request.headers), body)
         except InvalidEvent as exc:
             return _error(400, "InvalidEvent", str(exc), problems=exc.problems)
-        route = match(event, self.settings)
+        del body
+        # the cheap checks here; the worker runs the full jsonpath2 match before any work
+        reasons = quick_mismatch(event, self.settings)
         try:
-            if route is None:
-                reason = "; ".join(explain_mismatch(event, self.settings)) or "no route matches"
-                recorded = store.record_event(event, TaskStatus.UNPROCESSABLE, reason=reason)
+            if reasons:
+                recorded = store.record_event(
+                    event, TaskStatus.UNPROCESSABLE, reason="; ".join(reasons)
+                )
             else:
-                recorded = store.record_event(event, TaskStatus.ACCEPTED, route=route.name)
+                recorded = store.record_event(event, TaskStatus.ACCEPTED, route=ROUTE_NAME)
         except (peewee.DataError, ValueError) as exc:  # e.g. NUL or too long for PostgreSQL
             problem = f"the task store cannot keep this event: {str(exc).strip()}"
             return _error(400, "InvalidEvent", problem, problems=[problem])
@@ -188,7 +202,7 @@ class Api:
             cherrypy.response.headers["Retry-After"] = "5"
             return _error(503, "DatabaseUnavailable", "the task store cannot record events now")
         task = recorded.task
-        if recorded.created and route is not None:
+        if recorded.created and not reasons:
             publish(self.celery_app, task.id)
         cherrypy.response.status = 202 if recorded.created else 200
         cherrypy.response.headers["Location"] = f"/get/{task.id}"
@@ -245,6 +259,7 @@ def app_config(settings: Settings) -> dict[str, dict[str, Any]]:
 
 def create_app(settings: Settings, celery_app: Celery) -> cherrypy.Application:
     """The WSGI application; opens the task store (and creates its table) first."""
+    subscription_expression(settings)  # a bad DISPATCHER_ACCEPTED_SOURCES fails now, not later
     store.open_database(settings)
     return cherrypy.Application(Api(settings, celery_app), "", app_config(settings))
 
