@@ -11,9 +11,12 @@ import logging
 import os
 import socket
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 from typing import Any
+
+import peewee
 
 from . import store
 from .errors import TransferError, UnprocessableEvent
@@ -87,9 +90,29 @@ def execute(settings: Settings, task_id: str, transfer: Transfer) -> Execution:
     outcome = _run(settings, task, worker, transfer)
     if isinstance(outcome, Execution):
         return outcome
-    store.finish(task_id, worker, outcome)
+    _record_outcome(settings, task_id, worker, outcome)
     log.info("task %s ended: %s", task_id, outcome.status.value)
     return Execution("done", status=outcome.status, reason=outcome.error_message)
+
+
+def _record_outcome(settings: Settings, task_id: str, worker: str, outcome: Outcome) -> None:
+    """Record the outcome, retrying while the database is away (up to the stale bound).
+
+    Giving up sooner would let another worker take the task over and deliver it again.
+    """
+    deadline = time.monotonic() + settings.stale_after_seconds
+    pause = 0.5
+    while True:
+        try:
+            store.finish(task_id, worker, outcome)
+            return
+        except peewee.PeeweeException:
+            if time.monotonic() + pause > deadline:
+                raise
+            log.warning("recording task %s failed; retrying in %g s", task_id, pause)
+            store.close_database()
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
 
 
 def _run(

@@ -8,14 +8,15 @@ Timestamps are naive UTC.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import peewee
 import pymysql
@@ -210,6 +211,28 @@ def connection() -> Iterator[None]:
         raise
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def reconnecting(function: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run ``function`` again once if the connection it used turned out to be dead.
+
+    A long-lived thread keeps its connection between calls; after a database restart the
+    first use fails and closes it (see :func:`connection`), and the second attempt connects
+    afresh. Only for operations that are safe to repeat.
+    """
+
+    @functools.wraps(function)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return function(*args, **kwargs)
+        except (peewee.OperationalError, peewee.InterfaceError):
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
 def ping() -> None:
     """Run a trivial query; raises ``peewee.PeeweeException`` when the database is down."""
     with connection():
@@ -224,6 +247,7 @@ class Recorded:
     created: bool
 
 
+@reconnecting
 def record_event(
     event: Event, status: TaskStatus, route: str | None = None, reason: str | None = None
 ) -> Recorded:
@@ -256,12 +280,14 @@ def record_event(
         return Recorded(Task.get(Task.event_key == key), False)
 
 
+@reconnecting
 def get_task(task_id: str) -> Task | None:
     """The task with this id, or None."""
     with connection():
         return Task.get_or_none(Task.id == task_id)
 
 
+@reconnecting
 def list_tasks(page: int, size: int) -> tuple[list[Task], int]:
     """One page (1-based) of tasks, newest first, and the total count."""
     with connection():
@@ -269,6 +295,7 @@ def list_tasks(page: int, size: int) -> tuple[list[Task], int]:
         return list(query.paginate(page, size)), Task.select().count()
 
 
+@reconnecting
 def mark_queued(task_id: str) -> None:
     """Note that a message for the task reached the broker."""
     with connection():

@@ -90,7 +90,7 @@ def test_database_down_when_events_arrive(
     assert rabbitmq.queue_length(QUEUE_NAME) == CONCURRENT, "only the accepted events' messages"
 
     # accepted again: a sender that retries gets through (some web threads still hold a
-    # connection that died with the server and refuse once: see the xfail test below)
+    # connection that died with the server: store.reconnecting retries once)
     after = [_post_until_answered(web.url, fault_data.event(f"after-{n}")) for n in range(8)]
     accepted += [accepted_id(answer) for answer in after]
     again = _post_until_answered(web.url, refused_event)
@@ -144,11 +144,6 @@ def test_database_lost_while_a_task_runs(
         assert store.count_by_status() == {task.status: 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store.connection() reuses a web thread's connection that died with the database "
-    "server: the first request each such thread serves after a restart answers 503",
-)
 def test_every_web_thread_accepts_right_after_a_database_restart(
     make_dispatcher: Callable[..., Dispatcher],
     fault_data: FaultData,
