@@ -18,6 +18,7 @@ from kombu.entity import Queue
 
 from . import store
 from .execution import execute
+from .routing import prepare as prepare_route
 from .sandbox import sandbox_status
 from .settings import Settings, load_settings
 from .transfer import make_transfer
@@ -136,6 +137,15 @@ def _ensure_store(settings: Settings) -> None:
 def _forget_parent_connections(**_: Any) -> None:
     """A forked pool process must not share the parent's database connection."""
     _opened.clear()
+
+
+@signals.worker_init.connect
+def _warm_up(sender: Any = None, **_: Any) -> None:
+    """Before the pool forks: probe the sandbox and compile the route once for all children."""
+    settings = getattr(getattr(sender, "app", None), "conf", {}).get("dispatcher_settings")
+    if isinstance(settings, Settings):
+        sandbox_status(settings)
+        prepare_route(settings)
 
 
 def publish(app: Celery, task_id: str) -> bool:

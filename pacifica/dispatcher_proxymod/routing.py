@@ -203,6 +203,11 @@ def _expression_for(sources: tuple[str, ...]) -> str:
     return text.replace(shipped, _source_condition(sources))
 
 
+def prepare(settings: Settings) -> None:
+    """Parse the expression now (it is cached), e.g. before a worker forks its pool."""
+    _compiled(subscription_expression(settings))
+
+
 @functools.lru_cache(maxsize=32)
 def _compiled(expression: str) -> Path:
     return Path.parse_str(expression)

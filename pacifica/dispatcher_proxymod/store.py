@@ -271,9 +271,8 @@ def record_event(
     if reason is not None:
         fields.update(error_type="UnprocessableEvent", error_message=reason, finished=now)
     with connection():
-        try:
-            with database_proxy.atomic():
-                task = Task.create(**fields)
+        try:  # one autocommitted INSERT: durable before the caller answers
+            task = Task.create(**fields)
             return Recorded(task, True)
         except peewee.IntegrityError:
             pass
