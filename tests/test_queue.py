@@ -58,6 +58,7 @@ def test_lazy_app_reads_settings_on_first_use(monkeypatch: Any, settings: Settin
 
 
 def test_embedded_broker_folders(settings: Settings) -> None:
+    settings = settings.with_changes(broker_url="filesystem://")
     options = broker_options(settings)
     assert options["data_folder_in"] == options["data_folder_out"]
     assert (settings.broker_dir / "queue").is_dir()
