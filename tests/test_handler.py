@@ -140,3 +140,9 @@ def test_outputs_list_links_as_skipped_and_never_read_them(tmp_path: Path) -> No
     assert listed["hard"] == {"path": "hard", "skipped": "link"}
     assert listed["real.csv"]["size"] == 11
     assert [f.relative_path.as_posix() for f in list_result_files(result)] == ["real.csv"]
+
+
+def test_too_many_files_are_refused(example_event: dict[str, Any]) -> None:
+    upload = parse_upload(example_event["data"])
+    with pytest.raises(UnprocessableEvent, match="more than 4"):
+        select_files(upload, parse_configs(upload.key_values, 100), 4)
