@@ -45,10 +45,10 @@ def broker_options(settings: Settings) -> dict[str, Any]:
             "store_processed": False,
         }
     if url.startswith(("redis:", "rediss:")):
-        # a message not acknowledged within the hour goes back to the queue
-        # publishing gives up quickly when Redis is down: recovery re-publishes later
-        return {"visibility_timeout": 3600, "socket_connect_timeout": 2, "max_retries": 1}
-    return {"max_retries": 1}
+        # a message not acknowledged within the hour goes back to the queue; a connection
+        # attempt gives up after 2 s, so a publish while Redis is down fails fast
+        return {"visibility_timeout": 3600, "socket_connect_timeout": 2}
+    return {}
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
