@@ -24,32 +24,13 @@ from httpserver import serving
 
 from pacifica.dispatcher_proxymod import store
 from pacifica.dispatcher_proxymod.queue import create_celery_app
-from pacifica.dispatcher_proxymod.settings import Settings
+from pacifica.dispatcher_proxymod.settings import Settings, environment_for
 from pacifica.dispatcher_proxymod.web import create_app
 
 
 def worker_env(settings: Settings) -> dict[str, str]:
     """The environment that gives a worker process the same settings as the test."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DISPATCHER_", "DATABASE_URL", "BROKER_URL", "BACKEND_URL"))
-    }
-    env.update(
-        DATABASE_URL=settings.database_url,
-        BROKER_URL=settings.broker_url,
-        DISPATCHER_STATE_DIR=str(settings.state_dir),
-        DISPATCHER_WORK_DIR=str(settings.work_dir),
-        DISPATCHER_TRANSFER="local",
-        DISPATCHER_DATA_DIR=str(settings.data_dir),
-        DISPATCHER_OUTPUT_DIR=str(settings.output_dir),
-        DISPATCHER_HEARTBEAT=str(settings.heartbeat_seconds),
-        DISPATCHER_STALE_AFTER=str(settings.stale_after_seconds),
-        DISPATCHER_RECOVERY_INTERVAL=str(settings.recovery_interval_seconds),
-        DISPATCHER_RETRY_BACKOFF=str(settings.retry_backoff_seconds),
-        DISPATCHER_MODEL_TIMEOUT=str(settings.limits.timeout_seconds),
-    )
-    return env
+    return environment_for(settings, os.environ)
 
 
 def start_worker(settings: Settings, log: Path, concurrency: int = 1) -> subprocess.Popen[bytes]:

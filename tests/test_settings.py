@@ -79,3 +79,22 @@ def test_settings_are_frozen() -> None:
     with pytest.raises(AttributeError):
         settings.broker_url = "x"  # type: ignore[misc]
     assert settings.with_changes(broker_url="x").broker_url == "x"
+
+
+def test_environment_for_reads_back_the_same_settings(tmp_path: Path) -> None:
+    from pacifica.dispatcher_proxymod.settings import environment_for
+
+    original = load_settings(
+        {
+            "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3",
+            "DISPATCHER_MODEL_TIMEOUT": "12.5",
+            "DISPATCHER_SANDBOX_RO_PATHS": "/opt/a,/opt/b",
+            "DISPATCHER_TRANSFER": "local",
+            "DISPATCHER_DATA_DIR": str(tmp_path),
+            "UPLOAD_URL": "http://ingest.example/upload",
+        }
+    )
+    env = environment_for(original, {"DISPATCHER_AUTH": "basic", "UPLOAD_URL": "http://x/u"})
+    assert "DISPATCHER_AUTH" not in env and env["UPLOAD_URL"] == "http://x/u"
+    again = load_settings(env)
+    assert again.with_changes(pacifica=original.pacifica) == original

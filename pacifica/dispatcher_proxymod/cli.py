@@ -23,7 +23,7 @@ from pathlib import Path
 import cherrypy
 
 from .errors import DispatcherError
-from .settings import Settings, load_settings
+from .settings import Settings, environment_for, load_settings
 from .subscribe import add_subscribe_arguments, run_subscribe
 
 log = logging.getLogger(__name__)
@@ -166,17 +166,7 @@ def run_standalone(settings: Settings, args: argparse.Namespace) -> int:
     settings = _standalone_settings(settings, args)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     settings.output_dir.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=settings.database_url,
-        BROKER_URL=settings.broker_url,
-        DISPATCHER_STATE_DIR=str(settings.state_dir),
-        DISPATCHER_WORK_DIR=str(settings.work_dir),
-        DISPATCHER_TRANSFER="local",
-        DISPATCHER_DATA_DIR=str(settings.data_dir),
-        DISPATCHER_OUTPUT_DIR=str(settings.output_dir),
-    )
-    env.pop("BACKEND_URL", None)
+    env = environment_for(settings, os.environ)
     worker = subprocess.Popen(
         [sys.executable, "-m", "pacifica.dispatcher_proxymod", "worker", "--concurrency", "2"],
         env=env,

@@ -312,6 +312,46 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     return settings
 
 
+_OWN_PREFIXES = ("DISPATCHER_", "DATABASE_URL", "BROKER_URL", "BACKEND_URL")
+
+
+def environment_for(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
+    """An environment from which :func:`load_settings` reads ``settings`` back.
+
+    For child processes (the ``standalone`` worker, tests): ``base`` minus our own variables,
+    plus ours. Pacifica's variables in ``base`` pass through unchanged.
+    """
+    env = {key: value for key, value in base.items() if not key.startswith(_OWN_PREFIXES)}
+    limits = settings.limits
+    values: dict[str, object] = {
+        "DATABASE_URL": settings.database_url,
+        "BROKER_URL": settings.broker_url,
+        "BACKEND_URL": settings.backend_url or "",
+        "DISPATCHER_STATE_DIR": settings.state_dir,
+        "DISPATCHER_WORK_DIR": settings.work_dir,
+        "DISPATCHER_KEEP_WORK": settings.keep_work,
+        "DISPATCHER_TRANSFER": settings.transfer,
+        "DISPATCHER_DATA_DIR": settings.data_dir or "",
+        "DISPATCHER_OUTPUT_DIR": settings.output_dir or "",
+        "DISPATCHER_SANDBOX": settings.sandbox,
+        "DISPATCHER_SANDBOX_RO_PATHS": ",".join(settings.sandbox_ro_paths),
+        "DISPATCHER_MODEL_TIMEOUT": limits.timeout_seconds,
+        "DISPATCHER_MODEL_MEMORY_MB": limits.memory_mb,
+        "DISPATCHER_MODEL_CPU_SECONDS": limits.cpu_seconds,
+        "DISPATCHER_MODEL_FILE_SIZE_MB": limits.file_size_mb,
+        "DISPATCHER_MODEL_OPEN_FILES": limits.open_files,
+        "DISPATCHER_MODEL_PROCESSES": limits.processes,
+        "DISPATCHER_HEARTBEAT": settings.heartbeat_seconds,
+        "DISPATCHER_STALE_AFTER": settings.stale_after_seconds,
+        "DISPATCHER_REQUEUE_AFTER": settings.requeue_after_seconds,
+        "DISPATCHER_RECOVERY_INTERVAL": settings.recovery_interval_seconds,
+        "DISPATCHER_TRANSFER_RETRIES": settings.transfer_retries,
+        "DISPATCHER_RETRY_BACKOFF": settings.retry_backoff_seconds,
+    }
+    env.update({key: str(value) for key, value in values.items() if value != ""})
+    return env
+
+
 def _absolute_sqlite(url: str) -> str:
     """Pin a relative SQLite path to the current directory, so web and worker agree."""
     prefix = "sqlite:///"
