@@ -45,9 +45,8 @@ def broker_options(settings: Settings) -> dict[str, Any]:
             "store_processed": False,
         }
     if url.startswith(("redis:", "rediss:")):
-        # a message not acknowledged within the hour goes back to the queue; a connection
-        # attempt gives up after 2 s, so a publish while Redis is down fails fast
-        return {"visibility_timeout": 3600, "socket_connect_timeout": 2}
+        # a message not acknowledged within the hour goes back to the queue
+        return {"visibility_timeout": 3600, "socket_connect_timeout": 5}
     return {}
 
 
@@ -59,7 +58,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_ignore_result": settings.backend_url is None,
         "broker_transport_options": broker_options(settings),
         "broker_connection_retry_on_startup": True,
-        "broker_connection_timeout": 2,
+        "broker_connection_timeout": 5,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "task_acks_on_failure_or_timeout": True,
