@@ -152,7 +152,15 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
     """Read the stores of an end-to-end test before its fixtures stop workers and drop them."""
-    if _output_path() is not None and item.nodeid.startswith(END_TO_END) and _opened:
+    # a test marked as an expected failure documents a known limit (docs/reliability.md):
+    # its events are reported by that test, not counted here
+    expected_failure = item.get_closest_marker("xfail") is not None
+    if (
+        _output_path() is not None
+        and item.nodeid.startswith(END_TO_END)
+        and _opened
+        and not expected_failure
+    ):
         _append(_snapshot(item.nodeid, list(_opened)))
     yield
 
