@@ -668,6 +668,6 @@ def test_property_valid_events_round_trip_exactly(key_values: dict[str, str]) ->
         for section, keys in values.items():
             for name, value in keys.items():
                 assert key_values[f"proxymod.config_{config.number}.{section}.{name}"] == value
-        absolute = read_back(config.absolute_ini_text(Path("/work/in"), Path("/work/out")))
+        absolute = read_back(config.absolute_ini_text(Path("/srv/in"), Path("/srv/out")))
         out_dir = Path(absolute["OUTPUTS"]["out_dir"])
-        assert out_dir == Path("/work/out") or Path("/work/out") in out_dir.parents
+        assert out_dir == Path("/srv/out") or Path("/srv/out") in out_dir.parents

@@ -25,7 +25,8 @@ from pacifica.dispatcher_proxymod.events import (
     parse_upload,
 )
 
-DELIVERED = Path("/work/shared/reference/delivered-event.json")
+# the reference folder lies beside the checkout (shared/ next to the repository)
+DELIVERED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "delivered-event.json"
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 

@@ -19,7 +19,8 @@ from pacifica.dispatcher_proxymod.errors import SettingsError
 from pacifica.dispatcher_proxymod.events import Event, parse_http
 from pacifica.dispatcher_proxymod.settings import Settings, load_settings
 
-DELIVERED = Path("/work/shared/reference/delivered-event.json")
+# the reference folder lies beside the checkout (shared/ next to the repository)
+DELIVERED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "delivered-event.json"
 STOCK_SOURCE = "http://metadata.pacifica.org/transactions?_id=1101"
 FIXTURE_SOURCE = "/pacifica/metadata/ingest"
 DEFAULTS = Settings()
