@@ -168,12 +168,13 @@ class Api:
         denied = self._authenticate()
         if denied is not None:
             return denied
-        length = request.headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) > self.settings.max_body_bytes:
+        header = request.headers.get("Content-Length", "")
+        length = int(header) if header.isdigit() else None  # unknown: treated as large
+        if length is not None and length > self.settings.max_body_bytes:
             return _error(
                 413, "PayloadTooLarge", f"the body is over {self.settings.max_body_bytes} bytes"
             )
-        large = length is None or not length.isdigit() or int(length) > LARGE_BODY_BYTES
+        large = length is None or length > LARGE_BODY_BYTES
         # a parsed event takes several times its body in memory: large ones go one at a time
         with self._large_bodies if large else contextlib.nullcontext():
             return self._receive(request)
