@@ -157,3 +157,11 @@ def test_every_web_thread_accepts_right_after_a_database_restart(
     after = _post_all(web.url, [fault_data.event(f"after-{n}") for n in range(CONCURRENT)])
     refused = [answer.status_code for answer in after if answer.status_code != 202]
     assert not refused, f"{len(refused)} of {CONCURRENT} refused right after the restart"
+    # what was accepted on both sides of the restart is run, none lost
+    worker = Worker(dispatcher, "after-restart", concurrency=2)
+    processes.append(worker)
+    with store.connection():
+        recorded = [row.id for row in store.Task.select(store.Task.id)]
+    assert len(recorded) == 2 * CONCURRENT
+    tasks = wait_all_final(recorded, 240, "after the database restart")
+    assert {task.task_status for task in tasks} == {TaskStatus.OK}, worker.tail()

@@ -160,6 +160,13 @@ def test_web_sigterm_never_loses_an_answered_event(
             assert event_id not in recorded, f"{event_id} recorded but not answered"
         else:
             assert answer[0] == 202 and event_id in recorded, (event_id, answer)
+    # every recorded event is run by a worker started after the web server stopped
+    worker = Worker(dispatcher, "after-sigterm")
+    processes.append(worker)
+    with store.connection():
+        task_ids = [row.id for row in store.Task.select(store.Task.id)]
+    tasks = wait_all_final(task_ids, 120, "after the web server stopped")
+    assert {task.task_status for task in tasks} == {TaskStatus.OK}, worker.tail()
 
 
 @pytest.mark.parametrize("broker", ["rabbitmq", "redis"])
