@@ -63,6 +63,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "task_acks_on_failure_or_timeout": True,
         "worker_prefetch_multiplier": 1,
+        # a running model keeps running through a broker blip; the message redelivered meanwhile
+        # finds the task claimed and is put off (execution.execute), so nothing runs twice
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "worker_hijack_root_logger": False,
         "task_default_queue": QUEUE_NAME,
         "task_queues": [Queue(QUEUE_NAME, durable=True)],

@@ -1,14 +1,16 @@
 """Fixtures of the fault tests: private services for the session, a dispatcher per test.
 
 The private PostgreSQL (port 5440), Redis (6390) and RabbitMQ (5690) start on first use and stop
-at the end of the session; nothing here touches the machine's shared services. Each test gets a
-fresh database and an emptied broker, and every worker or web process it started is stopped
-after it, whatever happened.
+at the end of the session; nothing here touches the machine's shared services. Set
+``DISPATCHER_FAULT_PORT_OFFSET`` (say 100) to run a second session beside a first one. Each
+test gets a fresh database and an emptied broker, and every worker or web process it started
+is stopped after it, whatever happened.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -24,6 +26,8 @@ from .harness import Dispatcher, FaultData, Web, Worker
 from .services import PrivatePostgres, PrivateRabbitMQ, PrivateRedis
 
 _counter = itertools.count(1)
+#: Added to every private service's port, so two fault sessions can run side by side.
+PORT_OFFSET = int(os.environ.get("DISPATCHER_FAULT_PORT_OFFSET", "0"))
 #: Every private service this session started (to restart one a failed test left down).
 _started: list[PrivatePostgres | PrivateRedis | PrivateRabbitMQ] = []
 
@@ -40,7 +44,7 @@ def fault_root() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def postgres(fault_root: Path) -> Iterator[PrivatePostgres]:
     """The private PostgreSQL cluster (running at the start of every test that uses it)."""
-    server = PrivatePostgres(fault_root / "postgres")
+    server = PrivatePostgres(fault_root / "postgres", port=5440 + PORT_OFFSET)
     server.start()
     _started.append(server)
     yield server
@@ -50,7 +54,7 @@ def postgres(fault_root: Path) -> Iterator[PrivatePostgres]:
 @pytest.fixture(scope="session")
 def redis_server(fault_root: Path) -> Iterator[PrivateRedis]:
     """The private Redis (append-only file, fsync on every write)."""
-    server = PrivateRedis(fault_root / "redis")
+    server = PrivateRedis(fault_root / "redis", port=6390 + PORT_OFFSET)
     server.start()
     _started.append(server)
     yield server
@@ -60,7 +64,12 @@ def redis_server(fault_root: Path) -> Iterator[PrivateRedis]:
 @pytest.fixture(scope="session")
 def rabbitmq(fault_root: Path) -> Iterator[PrivateRabbitMQ]:
     """The private RabbitMQ node."""
-    server = PrivateRabbitMQ(fault_root / "rabbitmq")
+    server = PrivateRabbitMQ(
+        fault_root / "rabbitmq",
+        port=5690 + PORT_OFFSET,
+        dist_port=25690 + PORT_OFFSET,
+        node=f"dispfault{PORT_OFFSET or ''}",
+    )
     server.start()
     _started.append(server)
     yield server

@@ -64,21 +64,7 @@ class _Poster(threading.Thread):
             sender.join(timeout=120)
 
 
-@pytest.mark.parametrize(
-    "broker",
-    [
-        "rabbitmq",
-        pytest.param(
-            "redis",
-            marks=pytest.mark.xfail(
-                strict=False,
-                reason="known limit (docs/reliability.md): after a Redis crash under load the "
-                "Celery 5.7/kombu 5.7 consumer can fail to restart (AttributeError in "
-                "Hub.close) and stop consuming; restarting the worker recovers every task",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("broker", ["rabbitmq", "redis"])
 def test_broker_outage(
     broker: str,
     request: pytest.FixtureRequest,
