@@ -27,6 +27,7 @@ import requests
 
 from pacifica.dispatcher_proxymod import store
 from pacifica.dispatcher_proxymod.settings import Settings, load_settings
+from pacifica.dispatcher_proxymod.store import TaskStatus
 
 from .services import wait_until
 
@@ -414,6 +415,29 @@ def wait_all_final(task_ids: Sequence[str], timeout: float, what: str = "") -> l
         counts = store.count_by_status()
         raise AssertionError(f"tasks not final after {timeout:g} s {what}: {counts}") from None
     return [task_row(task_id) for task_id in task_ids]
+
+
+def recorded_ids() -> list[str]:
+    """The id of every task in the store."""
+    with store.connection():
+        return [row.id for row in store.Task.select(store.Task.id)]
+
+
+def all_completed_by_new_worker(
+    dispatcher: Dispatcher,
+    processes: list[Worker | Web],
+    name: str,
+    task_ids: Sequence[str],
+    timeout: float = 240,
+    concurrency: int = 1,
+) -> list[store.Task]:
+    """Start a worker (stopped with ``processes``), wait until the tasks end, check each is
+    ``200 OK``; the rows in the given order."""
+    worker = Worker(dispatcher, name, concurrency=concurrency)
+    processes.append(worker)
+    tasks = wait_all_final(task_ids, timeout, f"(worker {name})")
+    assert {task.task_status for task in tasks} == {TaskStatus.OK}, worker.tail()
+    return tasks
 
 
 # --------------------------------------------------------------------------- /proc

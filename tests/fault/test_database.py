@@ -21,10 +21,11 @@ from .harness import (
     Web,
     Worker,
     accepted_id,
+    all_completed_by_new_worker,
     model_runner_pids,
     post_event,
+    recorded_ids,
     task_row,
-    wait_all_final,
     wait_final,
 )
 from .services import PrivatePostgres, PrivateRabbitMQ, wait_until
@@ -96,10 +97,7 @@ def test_database_down_when_events_arrive(
     again = _post_until_answered(web.url, refused_event)
     accepted.append(accepted_id(again))  # the sender's retry is a new task, not a duplicate
 
-    worker = Worker(dispatcher, "after", concurrency=2)
-    processes.append(worker)
-    tasks = wait_all_final(accepted, 240, "after the database came back")
-    assert {task.task_status for task in tasks} == {TaskStatus.OK}, worker.tail()
+    all_completed_by_new_worker(dispatcher, processes, "after", accepted, concurrency=2)
 
 
 @pytest.mark.parametrize("mode", ["fast", "immediate"])
@@ -158,10 +156,6 @@ def test_every_web_thread_accepts_right_after_a_database_restart(
     refused = [answer.status_code for answer in after if answer.status_code != 202]
     assert not refused, f"{len(refused)} of {CONCURRENT} refused right after the restart"
     # what was accepted on both sides of the restart is run, none lost
-    worker = Worker(dispatcher, "after-restart", concurrency=2)
-    processes.append(worker)
-    with store.connection():
-        recorded = [row.id for row in store.Task.select(store.Task.id)]
+    recorded = recorded_ids()
     assert len(recorded) == 2 * CONCURRENT
-    tasks = wait_all_final(recorded, 240, "after the database restart")
-    assert {task.task_status for task in tasks} == {TaskStatus.OK}, worker.tail()
+    all_completed_by_new_worker(dispatcher, processes, "after-restart", recorded, concurrency=2)

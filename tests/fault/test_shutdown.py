@@ -27,11 +27,12 @@ from .harness import (
     Web,
     Worker,
     accepted_id,
+    all_completed_by_new_worker,
     model_pids,
     model_runner_pids,
     post_event,
+    recorded_ids,
     task_row,
-    wait_all_final,
 )
 from .services import port_is_open, wait_until
 
@@ -118,9 +119,7 @@ def test_web_sigterm_answers_requests_in_flight(
         row = task_row(task_id)
         assert row.task_status is TaskStatus.ACCEPTED and row.queued_at is not None
     # the queued messages are there for a worker that starts later
-    processes.append(Worker(dispatcher, "later"))
-    tasks = wait_all_final(task_ids, 120, "after the web server stopped")
-    assert {task.task_status for task in tasks} == {TaskStatus.OK}
+    all_completed_by_new_worker(dispatcher, processes, "later", task_ids)
 
 
 def test_web_sigterm_never_loses_an_answered_event(
@@ -161,12 +160,7 @@ def test_web_sigterm_never_loses_an_answered_event(
         else:
             assert answer[0] == 202 and event_id in recorded, (event_id, answer)
     # every recorded event is run by a worker started after the web server stopped
-    worker = Worker(dispatcher, "after-sigterm")
-    processes.append(worker)
-    with store.connection():
-        task_ids = [row.id for row in store.Task.select(store.Task.id)]
-    tasks = wait_all_final(task_ids, 120, "after the web server stopped")
-    assert {task.task_status for task in tasks} == {TaskStatus.OK}, worker.tail()
+    all_completed_by_new_worker(dispatcher, processes, "after-sigterm", recorded_ids())
 
 
 @pytest.mark.parametrize("broker", ["rabbitmq", "redis"])
@@ -193,10 +187,7 @@ def test_worker_sigterm_finishes_the_running_model(
     waiting = [task_id for task_id in task_ids if task_id != running]
     assert all(task_row(t).task_status is TaskStatus.ACCEPTED for t in waiting), "not started"
 
-    restarted = Worker(dispatcher, "restarted")
-    processes.append(restarted)
-    tasks = wait_all_final(task_ids, 120, "after the restart")
-    assert {task.task_status for task in tasks} == {TaskStatus.OK}, restarted.tail()
+    tasks = all_completed_by_new_worker(dispatcher, processes, "restarted", task_ids)
     assert [task.attempts for task in tasks] == [1, 1, 1]
     assert len(dispatcher.result_folders()) == 3
 
@@ -220,9 +211,6 @@ def test_worker_cold_shutdown_reruns_the_killed_model(
     assert task_row(task_id).task_status is TaskStatus.PROCESSING
     assert dispatcher.result_folders() == []
 
-    restarted = Worker(dispatcher, "after-cold")
-    processes.append(restarted)
-    (task,) = wait_all_final([task_id], 120, "after the restart")
-    assert task.task_status is TaskStatus.OK, restarted.tail()
+    (task,) = all_completed_by_new_worker(dispatcher, processes, "after-cold", [task_id])
     assert task.attempts == 2
     assert len(dispatcher.result_folders()) == 1
