@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import configparser
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -52,25 +52,26 @@ class _Source:
         return value if value else None
 
     def integer(self, name: str, default: int, minimum: int = 0) -> int:
-        value = self.raw(name)
-        if value is None or value.strip() == "":
-            return default
-        try:
-            number = int(value.strip())
-        except ValueError:
-            raise SettingsError(name, f"{value!r} is not an integer") from None
-        if number < minimum:
-            raise SettingsError(name, f"{number} is below the minimum {minimum}")
-        return number
+        return int(self._bounded(name, default, minimum, int, "an integer"))
 
     def number(self, name: str, default: float, minimum: float = 0.0) -> float:
+        return float(self._bounded(name, default, minimum, float, "a number"))
+
+    def _bounded(
+        self,
+        name: str,
+        default: float,
+        minimum: float,
+        convert: Callable[[str], float],
+        what: str,
+    ) -> float:
         value = self.raw(name)
         if value is None or value.strip() == "":
             return default
         try:
-            number = float(value.strip())
+            number = convert(value.strip())
         except ValueError:
-            raise SettingsError(name, f"{value!r} is not a number") from None
+            raise SettingsError(name, f"{value!r} is not {what}") from None
         if number < minimum:
             raise SettingsError(name, f"{number} is below the minimum {minimum}")
         return number
