@@ -600,6 +600,8 @@ PY_SPY = str(ROOT / ".venv" / "bin" / "py-spy")
 def start_py_spy(pid: int, seconds: float, output: Path, wall: bool = False) -> Any:
     """Sample ``pid`` for ``seconds``: only threads holding the GIL (where CPU goes), or with
     ``wall`` every thread of it and its child processes, idle ones too (where time goes)."""
+    if not Path(PY_SPY).exists():
+        raise BenchError(f"--profile needs py-spy: {ROOT / '.venv/bin/pip'} install py-spy==0.4.1")
     command = [PY_SPY, "record", "--nonblocking", "-r", "100", "-f", "raw", "-o", str(output)]
     command += ["-d", str(max(1, int(seconds))), "-p", str(pid)]
     command += ["--idle", "--subprocesses"] if wall else ["--gil"]
