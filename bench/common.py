@@ -6,6 +6,7 @@ Every benchmark runs against real processes started from this checkout with the 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -289,10 +290,31 @@ class Service:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+        if self in _running:
+            _running.remove(self)
+
+
+#: Every process this benchmark started and has not stopped yet.
+_running: list[Service] = []
+
+
+def _stop_all() -> None:
+    """At exit, whatever ended the run (an error, Ctrl-C, SIGTERM): stop what is still running."""
+    for service in reversed(_running):
+        service.stop(timeout=20)
+
+
+def _exit_on_sigterm(number: int, _frame: object) -> None:
+    raise SystemExit(128 + number)
+
+
+atexit.register(_stop_all)
+signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
 
 def start(name: str, command: Sequence[str], env: Mapping[str, str], log_dir: Path) -> Service:
-    """Start ``command`` in a new session, output to ``<log_dir>/<name>.log``."""
+    """Start ``command`` in a new session, output to ``<log_dir>/<name>.log``; stopped at exit
+    of the benchmark at the latest."""
     log = log_dir / f"{name}.log"
     with log.open("ab") as out:
         process = subprocess.Popen(
@@ -303,7 +325,9 @@ def start(name: str, command: Sequence[str], env: Mapping[str, str], log_dir: Pa
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    return Service(name, process, log)
+    service = Service(name, process, log)
+    _running.append(service)
+    return service
 
 
 def wait_http(service: Service, path: str, timeout: float = 60.0) -> None:
