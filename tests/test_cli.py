@@ -240,3 +240,46 @@ def test_standalone_end_to_end(standalone: tuple[str, Path], tmp_path: Path) -> 
     assert answer.status_code == 202 and answer.json()["status"] == "422 Unprocessable Entity"
     written = {p.name for p in tmp_path.iterdir()}
     assert written <= {"out", "state", "standalone.log"}, written
+
+
+_HEAP_PROBE = """
+import sys, threading
+from pacifica.dispatcher_proxymod.cli import limit_heap_growth
+
+def rss_mib():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+
+applied = limit_heap_growth() if sys.argv[1] == "limit" else False
+before = rss_mib()
+lock = threading.Lock()
+measured = threading.Barrier(17)
+done = threading.Event()
+
+def server_thread():  # a long-lived thread that once held a large body, one at a time
+    with lock:
+        body = bytearray(8 * 1024 * 1024)
+        body[::4096] = b"x" * len(body[::4096])
+        del body
+    measured.wait()
+    done.wait()
+
+threads = [threading.Thread(target=server_thread) for _ in range(16)]
+for thread in threads:
+    thread.start()
+measured.wait()
+print(applied, round(rss_mib() - before))
+done.set()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc only")
+def test_web_server_gives_large_bodies_back_to_the_system() -> None:
+    """16 threads that each once held an 8 MiB body: the server keeps none of them."""
+    limited = subprocess.run(
+        [sys.executable, "-c", _HEAP_PROBE, "limit"], capture_output=True, text=True, check=True
+    )
+    applied, kept_mib = limited.stdout.split()
+    assert applied == "True"
+    assert int(kept_mib) < 16, f"{kept_mib} MiB kept after the bodies were freed"
