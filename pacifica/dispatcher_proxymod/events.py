@@ -63,6 +63,8 @@ _LEGACY_REQUIRED: Final = ("eventID", "source", "eventType")
 
 _STRUCTURED_JSON: Final = "application/cloudevents+json"
 _JSON_MEDIA_TYPE = re.compile(r"^(application|text)/([a-z0-9.\-]+\+)?json$")
+#: A JSON escape of a UTF-16 surrogate: the only way JSON read from UTF-8 can hold one.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 @dataclass(frozen=True)
@@ -489,12 +491,15 @@ def _load_json(body: str | bytes, problems: list[str], what: str = "body") -> An
     except ValueError as exc:  # JSONDecodeError, and ints beyond Python's digit limit
         problems.append(f"{what} is not valid JSON: {exc}")
         return None
-    if _depth_exceeds(value, MAX_JSON_DEPTH):
+    # the walks over the parsed value only where the text says they can find something
+    brackets = text.count("[") + text.count("{")
+    if brackets > MAX_JSON_DEPTH and _depth_exceeds(value, MAX_JSON_DEPTH):
         problems.append(f"{what} is JSON nested deeper than {MAX_JSON_DEPTH} levels")
         return None
-    for path in _unencodable_strings(value):
-        problems.append(f"{what} holds a string with an unpaired surrogate at {path}")
-        return None
+    if isinstance(body, str) or _SURROGATE_ESCAPE.search(text):
+        for path in _unencodable_strings(value):
+            problems.append(f"{what} holds a string with an unpaired surrogate at {path}")
+            return None
     return value
 
 
