@@ -291,10 +291,23 @@ def test_batch_and_other_formats_are_refused() -> None:
         (b"[" * 100 + b"]" * 100, f"body is JSON nested deeper than {MAX_JSON_DEPTH} levels"),
         (b"[" * 100_000, f"body is JSON nested deeper than {MAX_JSON_DEPTH} levels"),
         (b'{"id": "\\ud800"}', "body holds a string with an unpaired surrogate at $.id"),
+        (b'{"id": "a\\uDFFF"}', "body holds a string with an unpaired surrogate at $.id"),
+        (b'{"\\udc00": 1}', "body holds a string with an unpaired surrogate at $"),
+        (
+            b'{"a": ' * (MAX_JSON_DEPTH + 1) + b"1" + b"}" * (MAX_JSON_DEPTH + 1),
+            f"body is JSON nested deeper than {MAX_JSON_DEPTH} levels",
+        ),
     ],
 )
 def test_not_a_cloudevent(body: bytes, expected: str) -> None:
     assert problems_of(JSON_HEADERS, body) == [expected]
+
+
+def test_paired_surrogates_and_the_deepest_allowed_nesting_are_fine() -> None:
+    nested = b'{"a": ' * (MAX_JSON_DEPTH - 1) + b"1" + b"}" * (MAX_JSON_DEPTH - 1)
+    body = b'{"eventID": "\\ud83d\\ude00", "x": ' + nested + b"}"
+    problems = problems_of(JSON_HEADERS, body)
+    assert not any("surrogate" in p or "nested" in p for p in problems), problems
 
 
 def test_huge_integer_is_invalid_json() -> None:
