@@ -189,4 +189,19 @@ def test_authentication(open_store: Settings, example_event: dict[str, Any], mod
         assert _post(url, example_event).status_code == 401
         wrong = _post(url, example_event, auth=("notifier", "nope"))
         assert wrong.status_code == 401 and "WWW-Authenticate" in wrong.headers
-        assert _post(url, example_event, **good).status_code == 202
+        accepted = _post(url, example_event, **good)
+        assert accepted.status_code == 202
+        task_id = accepted.json()["taskID"]
+
+        # reading the tasks needs the same credentials; health and the description do not
+        credentials = {key: value for key, value in good.items() if key == "auth"}
+        if mode == "bearer":
+            credentials["headers"] = {"Authorization": "Bearer t0ken"}
+        for path in ("/", f"/status/{task_id}", f"/get/{task_id}"):
+            refused = requests.get(url + path, timeout=10)
+            assert refused.status_code == 401, path
+            assert refused.json()["message"] == f"{path} needs {mode} credentials"
+            assert "WWW-Authenticate" in refused.headers
+            assert requests.get(url + path, timeout=10, **credentials).status_code == 200, path
+        for path in ("/health", "/openapi.json"):
+            assert requests.get(url + path, timeout=10).status_code == 200, path

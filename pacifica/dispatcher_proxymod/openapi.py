@@ -58,6 +58,9 @@ _RETRY_HEADER = {"Retry-After": {"description": "seconds to wait", "schema": {"t
 _CHALLENGE_HEADER = {
     "WWW-Authenticate": {"description": "the scheme to use", "schema": {"type": "string"}}
 }
+_UNAUTHORIZED = _error_response(
+    "Missing or wrong credentials (only when DISPATCHER_AUTH is set)", headers=_CHALLENGE_HEADER
+)
 _NOT_FOUND = _error_response(
     "The path, or a query parameter, names nothing this service has "
     "(CherryPy's error body for unknown paths and parameters)"
@@ -337,7 +340,7 @@ def _receive() -> dict[str, Any]:
             "is recorded with status 422 (and still answered 202). Binary mode is accepted too: "
             "the attributes in ce-specversion, ce-id, ce-source, ce-type (and other ce-*) "
             "headers, the data in the body.",
-            "security": [{}, {"basicAuth": []}, {"bearerAuth": []}],
+            "security": _SECURITY,
             "requestBody": {
                 "required": True,
                 "content": {_JSON: {"schema": body_schema}, _STRUCTURED: {"schema": body_schema}},
@@ -354,10 +357,7 @@ def _receive() -> dict[str, Any]:
                     headers=_LOCATION_HEADER,
                 ),
                 "400": _error_response("The body is not a CloudEvent; problems lists why"),
-                "401": _error_response(
-                    "Missing or wrong credentials (only when DISPATCHER_AUTH is set)",
-                    headers=_CHALLENGE_HEADER,
-                ),
+                "401": _UNAUTHORIZED,
                 "404": _NOT_FOUND,
                 "411": _error_response("No Content-Length and no chunked body"),
                 "413": _error_response("The body is over DISPATCHER_MAX_BODY_BYTES"),
@@ -368,6 +368,10 @@ def _receive() -> dict[str, Any]:
             },
         }
     }
+
+
+#: No credentials unless DISPATCHER_AUTH is set; then the scheme it names.
+_SECURITY: list[dict[str, list[str]]] = [{}, {"basicAuth": []}, {"bearerAuth": []}]
 
 
 def _task_lookup(operation_id: str, summary: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -384,8 +388,10 @@ def _task_lookup(operation_id: str, summary: str, schema: dict[str, Any]) -> dic
                     "description": "the taskID that POST /receive answered",
                 }
             ],
+            "security": _SECURITY,
             "responses": {
                 "200": _json_response("The task", schema),
+                "401": _UNAUTHORIZED,
                 "404": _error_response("No such task"),
                 "422": _error_response("The taskID is not a UUID"),
             },
@@ -417,8 +423,10 @@ def _paths() -> dict[str, Any]:
                         "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
                     },
                 ],
+                "security": _SECURITY,
                 "responses": {
                     "200": _json_response("One page of tasks", _ref("TaskPage")),
+                    "401": _UNAUTHORIZED,
                     "404": _NOT_FOUND,
                     "422": _error_response("page or size is not an integer in range"),
                 },

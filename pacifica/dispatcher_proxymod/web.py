@@ -83,6 +83,9 @@ class Api:
         """``GET /``: the tasks, newest first, one page at a time."""
         if cherrypy.request.method not in ("GET", "HEAD"):
             return _method_not_allowed("GET, HEAD", "use GET")
+        denied = self._authenticate()
+        if denied is not None:
+            return denied
         try:  # a repeated parameter arrives as a list: TypeError
             page_number = int(page)
             page_size = int(size) if size is not None else self.settings.page_size
@@ -121,6 +124,9 @@ class Api:
     def _task(self, task_id: str, rest: tuple[str, ...]) -> store.Task | bytes:
         if cherrypy.request.method not in ("GET", "HEAD"):
             return _method_not_allowed("GET, HEAD", "use GET")
+        denied = self._authenticate()
+        if denied is not None:
+            return denied
         if rest or not task_id:
             return _error(404, "NotFound", "use /status/<task id> or /get/<task id>")
         parsed = _parse_task_id(task_id)
@@ -212,6 +218,8 @@ class Api:
         )
 
     def _authenticate(self) -> bytes | None:
+        """None when the request may go on; else the 401 answer (every endpoint but /health
+        and /openapi.json: the tasks name submitters, projects, files and failures)."""
         settings = self.settings
         if settings.auth == "none":
             return None
@@ -239,7 +247,8 @@ class Api:
                 return None
         challenge = "Bearer" if settings.auth == "bearer" else 'Basic realm="dispatcher"'
         cherrypy.response.headers["WWW-Authenticate"] = challenge
-        return _error(401, "Unauthorized", f"/receive needs {settings.auth} credentials")
+        path = cherrypy.request.path_info
+        return _error(401, "Unauthorized", f"{path} needs {settings.auth} credentials")
 
 
 def app_config(settings: Settings) -> dict[str, dict[str, Any]]:

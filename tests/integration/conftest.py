@@ -429,7 +429,7 @@ class Service:
         event_id = f"metadata.ingest.{transaction}"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            tasks = requests.get(f"{self.url}/", params={"size": 1000}, timeout=10).json()["tasks"]
+            tasks = self.read("/", size=1000)["tasks"]
             found = [task for task in tasks if task["eventID"] == event_id]
             if found:
                 assert len(found) == 1, found
@@ -442,11 +442,17 @@ class Service:
     def tasks_for(self, transaction: int) -> list[dict[str, Any]]:
         """Every task recorded for the event of ``transaction`` (no wait)."""
         event_id = f"metadata.ingest.{transaction}"
-        tasks = requests.get(f"{self.url}/", params={"size": 1000}, timeout=10).json()["tasks"]
+        tasks = self.read("/", size=1000)["tasks"]
         return [task for task in tasks if task["eventID"] == event_id]
 
+    def read(self, path: str, **params: Any) -> Any:
+        """GET one of our API's documents (it needs the same credentials as /receive)."""
+        answer = requests.get(self.url + path, params=params, auth=self.auth, timeout=10)
+        answer.raise_for_status()
+        return answer.json()
+
     def record(self, task_id: str) -> dict[str, Any]:
-        record: dict[str, Any] = requests.get(f"{self.url}/get/{task_id}", timeout=10).json()
+        record: dict[str, Any] = self.read(f"/get/{task_id}")
         return record
 
     def wait_final(self, task_id: str, timeout: float = TASK_TIMEOUT) -> dict[str, Any]:
