@@ -211,17 +211,7 @@ def _run_outcomes(result: HandlerResult) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize(
     "mode",
-    [
-        "bwrap",
-        pytest.param(
-            "process",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="known gap: process isolation kills the model's process group only, "
-                "and a child in a new session leaves it (bwrap's PID namespace takes it)",
-            ),
-        ),
-    ],
+    ["bwrap", "process"],
 )
 def test_child_that_outlives_its_model_is_gone_after_the_run(
     tmp_path: Path, settings: Settings, mode: str
@@ -257,7 +247,45 @@ def test_child_that_outlives_its_model_is_gone_after_the_run(
         assert not late.exists()
         assert "outputs/late.txt" not in hostile.delivered_files(result)
     finally:
-        for pid in processes_mentioning(token):  # the known gap: do not leave it running
+        for pid in processes_mentioning(token):  # a failed test leaves nothing running
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("mode", ["bwrap", "process"])
+def test_a_daemon_that_double_forks_is_gone_after_the_run(
+    tmp_path: Path, settings: Settings, mode: str
+) -> None:
+    """The classic daemon: fork, setsid, fork again, the middle process exits at once."""
+    if mode == "bwrap":
+        require_bwrap()
+    hostile = Hostile(tmp_path, settings, mode)
+    token = f"daemon-{uuid.uuid4().hex}"
+    late = hostile.result_dir / "outputs" / "daemon.txt"
+    hostile.model(
+        "daemonizer",
+        f"""
+        import os, sys, time
+
+        def daemonizer(config):
+            os.makedirs("result/outputs", exist_ok=True)
+            if os.fork() == 0:
+                os.setsid()
+                if os.fork() == 0:
+                    os.execv(sys.executable, [sys.executable, "-c",
+                        "import sys, time; time.sleep(3); open(sys.argv[1], 'w').write('late')",
+                        {str(late)!r}, "{token}"])
+                os._exit(0)
+            time.sleep(0.5)  # the daemon is on its own by now
+        """,
+    )
+    result = hostile.run("daemonizer")
+    try:
+        assert _run_outcomes(result) == [("daemonizer", "ok")], result.failure
+        assert processes_mentioning(token) == []  # so nothing can write it later
+        assert not late.exists()
+    finally:
+        for pid in processes_mentioning(token):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 

@@ -40,12 +40,16 @@ Why the bwrap command line looks the way it does (bubblewrap 0.8, found by tryin
 Isolation ``process`` (no bwrap, or chosen on purpose) keeps the clean environment, the limits,
 the timeout and the process-group kill, but the model sees the host's file system and network as
 the service's user sees them, and the process limit counts all of that user's processes (it does
-not apply at all to root). ``auto`` uses bwrap when it works here and warns loudly once if not.
+not apply at all to root). For the length of a run the supervising process is a child
+subreaper (``prctl``), so a process the model left in a session of its own comes back to it
+when its parent dies, and is killed with the rest. ``auto`` uses bwrap when it works here and
+warns loudly once if not.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -80,6 +84,10 @@ NAMESPACE_ID = 1000
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
 #: How long to wait for a killed sandbox to disappear before giving up on it.
 KILL_GRACE_SECONDS = 10.0
+#: ``prctl`` option that makes orphaned descendants come back to this process (linux/prctl.h).
+PR_SET_CHILD_SUBREAPER = 36
+#: Rounds of killing left-over processes (each round kills one generation) before giving up.
+ORPHAN_ROUNDS = 100
 #: How much of the end of the model's stderr is read to explain a failure.
 STDERR_TAIL_BYTES = 8192
 #: How long the bwrap probe may take.
@@ -553,6 +561,30 @@ def _supervise(
 ) -> _Exit:
     """Start ``command`` in a new session, wait up to the timeout, kill everything it left."""
     deadline = time.monotonic() + limits.timeout_seconds
+    # process isolation: orphans of the run come back here (bwrap's PID namespace has them)
+    reaping = info_pipe is None and _set_subreaper(True)
+    known = _children_of(os.getpid()) if reaping else set()
+    try:
+        return _supervise_started(
+            command, environment, work, stdout, stderr, deadline, info_pipe, signal_in_status
+        )
+    finally:
+        if reaping:
+            _kill_orphans(known)
+            _set_subreaper(False)
+
+
+def _supervise_started(
+    command: list[str],
+    environment: dict[str, str],
+    work: Path,
+    stdout: IO[bytes],
+    stderr: IO[bytes],
+    deadline: float,
+    info_pipe: tuple[int, int] | None,
+    signal_in_status: bool,
+) -> _Exit:
+    """Start, wait for the exit or the deadline, then kill the group (and bwrap's init)."""
     process = subprocess.Popen(
         command,
         stdin=subprocess.DEVNULL,
@@ -583,6 +615,51 @@ def _supervise(
         for fd in (sandbox.pidfd, sandbox.init_pidfd):
             if fd is not None:
                 os.close(fd)
+
+
+def _set_subreaper(on: bool) -> bool:
+    """Make this process the one orphaned descendants are given to (or stop); False where
+    ``prctl`` is missing or refuses."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return False
+    return bool(prctl(PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) == 0)
+
+
+def _children_of(parent: int) -> set[int]:
+    """The pids whose parent is ``parent`` (from ``/proc/<pid>/stat``)."""
+    found: set[int] = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                stat_line = handle.read()
+        except OSError:  # gone meanwhile
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+        fields = stat_line[stat_line.rfind(b")") + 2 :].split()
+        if len(fields) > 1 and int(fields[1]) == parent:
+            found.add(int(entry.name))
+    return found
+
+
+def _kill_orphans(known: set[int]) -> None:
+    """Kill and reap the children this process has now and did not have before the run: the
+    run's left-overs, given back to this subreaper. Their own children come back as they die,
+    so this goes on, generation by generation, until none is left."""
+    for _ in range(ORPHAN_ROUNDS):
+        orphans = _children_of(os.getpid()) - known
+        if not orphans:
+            return
+        for pid in orphans:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in orphans:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+    log.error("processes left by a model still appear after %d rounds of killing", ORPHAN_ROUNDS)
 
 
 def _read_init_pid(fd: int, deadline: float) -> int | None:
