@@ -247,6 +247,37 @@ def test_sys_exit_with_a_reserved_status_is_not_mistaken(task: Task) -> None:
     assert run.reason == "model fake: exited with status 101 (stderr: going)"
 
 
+def test_a_forked_child_failing_does_not_speak_for_the_model(task: Task) -> None:
+    source = """
+        import os
+
+        def parent():
+            if os.fork() == 0:
+                raise ValueError("the child")
+            os.wait()
+            raise RuntimeError("the parent")
+        """
+    run = task.run("parent", source)
+    assert (run.outcome, run.exit_code) == ("error", run_model_script.EXIT_RAISED)
+    assert run.reason == "model parent: raised RuntimeError: the parent"
+    markers = [
+        line
+        for line in task.stderr.read_text().splitlines()
+        if line.startswith(run_model_script.MARKER)
+    ]
+    assert len(markers) == 1 and "the parent" in markers[0]
+
+
+def test_the_runner_report_is_found_under_what_other_processes_wrote_after_it() -> None:
+    report = run_model_script.MARKER + '{"what": "limit:processes", "detail": "BlockingIOError"}'
+    tail = f"Traceback (most recent call last):\n{report}\n  os.fork()\nBlockingIOError\n"
+    assert sandbox._runner_report(tail) == {
+        "what": "limit:processes",
+        "detail": "BlockingIOError",
+    }
+    assert sandbox._runner_report("no marker here\n") is None
+
+
 def test_timeout_kills_model_and_the_child_it_left(task: Task) -> None:
     task.limits(timeout_seconds=2)
     token = f"sleeper-child-{uuid.uuid4().hex}"

@@ -741,12 +741,13 @@ def _stderr_tail(handle: IO[bytes], start: int) -> str:
 
 
 def _runner_report(tail: str) -> dict[str, str] | None:
-    """The runner's last marker line, if the stderr tail ends with one."""
-    lines = [line for line in tail.splitlines() if line.strip()]
-    if not lines or not lines[-1].startswith(runner.MARKER):
+    """The runner's marker line: the last one in the stderr tail (processes the model started
+    may still have written after the runner reported and exited)."""
+    markers = [line for line in tail.splitlines() if line.startswith(runner.MARKER)]
+    if not markers:
         return None
     try:
-        report = json.loads(lines[-1][len(runner.MARKER) :])
+        report = json.loads(markers[-1][len(runner.MARKER) :])
     except ValueError:
         return None
     if not isinstance(report, dict):

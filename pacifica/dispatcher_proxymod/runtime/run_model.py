@@ -187,9 +187,12 @@ def main(argv: Sequence[str]) -> int:
         return _failed(exc, EXIT_IMPORT_FAILED, "import")
     if isinstance(target, str):
         return report(EXIT_NO_CALLABLE, "no_callable", target)
+    runner_pid = os.getpid()
     try:
         target(*[str(path) for path in options.ini_paths])
     except Exception as exc:
+        if os.getpid() != runner_pid:  # a process the model forked: only the runner reports
+            os._exit(EXIT_RAISED)
         return _failed(exc, EXIT_RAISED, "raised")
     with contextlib.suppress(Exception):  # the model's output stream is its own business
         sys.stdout.flush()
