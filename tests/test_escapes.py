@@ -209,83 +209,57 @@ def _run_outcomes(result: HandlerResult) -> list[tuple[str, str]]:
 # ----------------------------------------------------------------------------- processes
 
 
-@pytest.mark.parametrize(
-    "mode",
-    ["bwrap", "process"],
-)
+#: Ways a model leaves a process behind that writes after the model has returned.
+_LEAVERS = {
+    # a grandchild in its own session, detached from everything
+    "new-session": """
+            subprocess.Popen(LINGERER, start_new_session=True, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    """,
+    # the classic daemon: fork, setsid, fork again, the middle process exits at once
+    "double-fork": """
+            if os.fork() == 0:
+                os.setsid()
+                if os.fork() == 0:
+                    os.execv(sys.executable, LINGERER)
+                os._exit(0)
+            time.sleep(0.5)  # the daemon is on its own by now
+    """,
+}
+
+
+@pytest.mark.parametrize("leaver", sorted(_LEAVERS))
+@pytest.mark.parametrize("mode", ["bwrap", "process"])
 def test_child_that_outlives_its_model_is_gone_after_the_run(
-    tmp_path: Path, settings: Settings, mode: str
+    tmp_path: Path, settings: Settings, mode: str, leaver: str
 ) -> None:
     if mode == "bwrap":
         require_bwrap()
     hostile = Hostile(tmp_path, settings, mode)
     token = f"lingerer-{uuid.uuid4().hex}"
     late = hostile.result_dir / "outputs" / "late.txt"
+    write_late = "import sys, time; time.sleep(3); open(sys.argv[1], 'w').write('late')"
     hostile.model(
         "spawner",
         f"""
-        import os, subprocess, sys
+        import os, subprocess, sys, time
+
+        LINGERER = [sys.executable, "-c", {write_late!r}, {str(late)!r}, "{token}"]
 
         def spawner(config):
             os.makedirs("result/outputs", exist_ok=True)
-            # A grandchild in its own session, detached from everything: it writes after the
-            # model has returned, unless it is killed first.
-            subprocess.Popen(
-                [sys.executable, "-c",
-                 "import sys, time; time.sleep(3); open(sys.argv[1], 'w').write('late')",
-                 {str(late)!r}, "{token}"],
-                start_new_session=True, stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )
+            {textwrap.dedent(_LEAVERS[leaver]).strip().replace(chr(10), chr(10) + " " * 12)}
         """,
     )
     result = hostile.run("spawner")
     try:
         assert _run_outcomes(result) == [("spawner", "ok")], result.failure
-        assert processes_mentioning(token) == []
+        assert processes_mentioning(token) == []  # so nothing can write it later
         assert processes_mentioning(str(hostile.work)) == []
         assert not late.exists()
         assert "outputs/late.txt" not in hostile.delivered_files(result)
     finally:
         for pid in processes_mentioning(token):  # a failed test leaves nothing running
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-
-
-@pytest.mark.parametrize("mode", ["bwrap", "process"])
-def test_a_daemon_that_double_forks_is_gone_after_the_run(
-    tmp_path: Path, settings: Settings, mode: str
-) -> None:
-    """The classic daemon: fork, setsid, fork again, the middle process exits at once."""
-    if mode == "bwrap":
-        require_bwrap()
-    hostile = Hostile(tmp_path, settings, mode)
-    token = f"daemon-{uuid.uuid4().hex}"
-    late = hostile.result_dir / "outputs" / "daemon.txt"
-    hostile.model(
-        "daemonizer",
-        f"""
-        import os, sys, time
-
-        def daemonizer(config):
-            os.makedirs("result/outputs", exist_ok=True)
-            if os.fork() == 0:
-                os.setsid()
-                if os.fork() == 0:
-                    os.execv(sys.executable, [sys.executable, "-c",
-                        "import sys, time; time.sleep(3); open(sys.argv[1], 'w').write('late')",
-                        {str(late)!r}, "{token}"])
-                os._exit(0)
-            time.sleep(0.5)  # the daemon is on its own by now
-        """,
-    )
-    result = hostile.run("daemonizer")
-    try:
-        assert _run_outcomes(result) == [("daemonizer", "ok")], result.failure
-        assert processes_mentioning(token) == []  # so nothing can write it later
-        assert not late.exists()
-    finally:
-        for pid in processes_mentioning(token):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
