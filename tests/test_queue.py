@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from pacifica.dispatcher_proxymod import store
+import pytest
+
+from pacifica.dispatcher_proxymod import queue, store
 from pacifica.dispatcher_proxymod.events import parse_http
 from pacifica.dispatcher_proxymod.queue import (
     QUEUE_NAME,
@@ -89,3 +96,58 @@ def test_publish_fails_softly_when_the_broker_is_down(
     assert publish(create_celery_app(down), task_id) is False
     task = store.get_task(task_id)
     assert task is not None and task.queued_at is None and task.status == "202 Accepted"
+
+
+class _ClosingListener:
+    """A TCP peer that accepts every connection and closes it at once, counting them."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.server.getsockname()[1]
+        self.connections = 0
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:  # closed
+                return
+            self.connections += 1
+            connection.close()
+
+
+@contextmanager
+def _closing_listener() -> Iterator[_ClosingListener]:
+    listener = _ClosingListener()
+    try:
+        yield listener
+    finally:
+        listener.server.close()
+
+
+def test_a_failed_publish_pauses_publishing_to_that_broker(
+    open_store: Settings, example_event: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with _closing_listener() as listener:
+        broken = open_store.with_changes(broker_url=f"redis://127.0.0.1:{listener.port}/0")
+        app = create_celery_app(broken)
+        assert publish(app, _record(example_event, "first")) is False
+        tried = listener.connections
+        assert tried >= 1
+        started = time.monotonic()
+        assert publish(app, _record(example_event, "second")) is False
+        assert listener.connections == tried, "the broker failed moments ago: not tried again"
+        assert time.monotonic() - started < 1
+        # once the pause is over, the broker is tried again
+        monkeypatch.setattr(queue, "PUBLISH_PAUSE_SECONDS", 0.0)
+        queue._paused_until.pop(app, None)
+        assert publish(app, _record(example_event, "third")) is False
+        assert listener.connections > tried
+    # the pause belongs to that app (its broker), not to others
+    working = create_celery_app(open_store)
+    _drain(working)
+    fourth = _record(example_event, "fourth")
+    assert publish(working, fourth)
+    assert _drain(working) == [fourth]

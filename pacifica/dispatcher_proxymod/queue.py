@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+import weakref
 from typing import Any
 
 from celery import Celery, signals
@@ -150,11 +152,23 @@ def _warm_up(sender: Any = None, **_: Any) -> None:
         prepare_route(settings)
 
 
+#: After a publish failed, the same app does not try its broker again for this long: each try
+#: waits out the connect timeout, and the rows left unqueued meanwhile are recovery's anyway.
+PUBLISH_PAUSE_SECONDS = 5.0
+#: When each app may try its broker again (monotonic clock).
+_paused_until: weakref.WeakKeyDictionary[Celery, float] = weakref.WeakKeyDictionary()
+
+
 def publish(app: Celery, task_id: str) -> bool:
-    """Send the task's message; False (logged) when the broker cannot be reached now."""
+    """Send the task's message; False (logged) when the broker cannot be reached now, or could
+    not be moments ago."""
+    if time.monotonic() < _paused_until.get(app, 0.0):
+        log.warning("not queueing task %s: the broker failed moments ago; recovery will", task_id)
+        return False
     try:
         app.send_task(TASK_NAME, args=[task_id], task_id=task_id, retry=False)
     except Exception:  # broker down: the row stays unqueued and recovery re-publishes it
+        _paused_until[app] = time.monotonic() + PUBLISH_PAUSE_SECONDS
         log.warning("could not queue task %s; recovery will re-queue it", task_id, exc_info=True)
         return False
     try:
