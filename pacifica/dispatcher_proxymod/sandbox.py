@@ -63,7 +63,7 @@ import sysconfig
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -238,9 +238,17 @@ def _execute(
                 if sandbox_uid is not None:
                     _hand_over(work, os.geteuid(), os.getegid())
         else:
-            outcome = _supervise(
-                _outer_prefix() + command, environment, work, stdout, stderr, limits, None, False
-            )
+            with _reaping_orphans():  # bwrap's PID namespace does this for the other branch
+                outcome = _supervise(
+                    _outer_prefix() + command,
+                    environment,
+                    work,
+                    stdout,
+                    stderr,
+                    limits,
+                    None,
+                    False,
+                )
         ended = datetime.now(UTC)
         # read back through the descriptor we wrote with: the path may be a model's by now
         tail = _stderr_tail(stderr, stderr_start)
@@ -561,30 +569,6 @@ def _supervise(
 ) -> _Exit:
     """Start ``command`` in a new session, wait up to the timeout, kill everything it left."""
     deadline = time.monotonic() + limits.timeout_seconds
-    # process isolation: orphans of the run come back here (bwrap's PID namespace has them)
-    reaping = info_pipe is None and _set_subreaper(True)
-    known = _children_of(os.getpid()) if reaping else set()
-    try:
-        return _supervise_started(
-            command, environment, work, stdout, stderr, deadline, info_pipe, signal_in_status
-        )
-    finally:
-        if reaping:
-            _kill_orphans(known)
-            _set_subreaper(False)
-
-
-def _supervise_started(
-    command: list[str],
-    environment: dict[str, str],
-    work: Path,
-    stdout: IO[bytes],
-    stderr: IO[bytes],
-    deadline: float,
-    info_pipe: tuple[int, int] | None,
-    signal_in_status: bool,
-) -> _Exit:
-    """Start, wait for the exit or the deadline, then kill the group (and bwrap's init)."""
     process = subprocess.Popen(
         command,
         stdin=subprocess.DEVNULL,
@@ -615,6 +599,21 @@ def _supervise_started(
         for fd in (sandbox.pidfd, sandbox.init_pidfd):
             if fd is not None:
                 os.close(fd)
+
+
+@contextlib.contextmanager
+def _reaping_orphans() -> Iterator[None]:
+    """While the block runs, processes orphaned below this one come back to it (a child
+    subreaper); after it, the ones that did are killed and reaped."""
+    if not _set_subreaper(True):
+        yield
+        return
+    known = _children_of(os.getpid())
+    try:
+        yield
+    finally:
+        _kill_orphans(known)
+        _set_subreaper(False)
 
 
 def _set_subreaper(on: bool) -> bool:
