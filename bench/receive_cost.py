@@ -33,7 +33,7 @@ from pacifica.dispatcher_proxymod import routing, store
 from pacifica.dispatcher_proxymod.events import Event, parse_http
 from pacifica.dispatcher_proxymod.queue import create_celery_app, publish
 from pacifica.dispatcher_proxymod.settings import Settings
-from pacifica.dispatcher_proxymod.store import TaskStatus
+from pacifica.dispatcher_proxymod.states import TaskStatus
 
 HEADERS = {"Content-Type": "application/json"}
 

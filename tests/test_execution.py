@@ -12,7 +12,7 @@ from pacifica.dispatcher_proxymod import store
 from pacifica.dispatcher_proxymod.events import parse_http
 from pacifica.dispatcher_proxymod.execution import execute
 from pacifica.dispatcher_proxymod.settings import PacificaSettings, Settings
-from pacifica.dispatcher_proxymod.store import TaskStatus
+from pacifica.dispatcher_proxymod.states import TaskStatus
 from pacifica.dispatcher_proxymod.transfer import make_transfer
 
 

@@ -95,7 +95,7 @@ def test_description_is_a_fresh_copy() -> None:
 
 
 def test_task_statuses_match_the_store() -> None:
-    from pacifica.dispatcher_proxymod.store import TaskStatus
+    from pacifica.dispatcher_proxymod.states import TaskStatus
 
     enum = openapi.description()["components"]["schemas"]["TaskStatus"]["enum"]
     assert enum == [status.value for status in TaskStatus]
@@ -186,7 +186,7 @@ def test_real_task_records_match_the_description(live_url: str, final: str) -> N
     """Generated ids never name a task: check the records of real tasks, before and after."""
     from datetime import UTC, datetime
 
-    from pacifica.dispatcher_proxymod import store
+    from pacifica.dispatcher_proxymod import states, store
     from pacifica.dispatcher_proxymod.sandbox import ModelRun
 
     listing = requests.get(f"{live_url}/", timeout=10).json()
@@ -197,10 +197,10 @@ def test_real_task_records_match_the_description(live_url: str, final: str) -> N
     run = ModelRun("loose_coupling", now, now, 0, None, "ok", None, None, "bwrap")
     failing = ModelRun("tight_coupling", now, now, None, 9, "killed", None, "killed", "process")
     outcome = (
-        store.Outcome(store.TaskStatus.OK, models=[run.to_json()], result_location="/r/1")
+        store.Outcome(states.TaskStatus.OK, models=[run.to_json()], result_location="/r/1")
         if final == "ok"
         else store.Outcome(
-            store.TaskStatus.FAILED,
+            states.TaskStatus.FAILED,
             models=[run.to_json(), failing.to_json()],
             error_type="ModelFailed",
             error_message="model tight_coupling: was killed by SIGKILL",

@@ -23,7 +23,7 @@ from pacifica.dispatcher_proxymod.queue import (
     recover,
 )
 from pacifica.dispatcher_proxymod.settings import Settings
-from pacifica.dispatcher_proxymod.store import TaskStatus
+from pacifica.dispatcher_proxymod.states import TaskStatus
 
 
 def _record(example_event: dict[str, Any], event_id: str) -> str:

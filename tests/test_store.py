@@ -10,7 +10,8 @@ from typing import Any
 from pacifica.dispatcher_proxymod import store
 from pacifica.dispatcher_proxymod.events import parse_http
 from pacifica.dispatcher_proxymod.settings import Settings
-from pacifica.dispatcher_proxymod.store import Claim, Outcome, TaskStatus
+from pacifica.dispatcher_proxymod.states import TaskStatus
+from pacifica.dispatcher_proxymod.store import Claim, Outcome
 
 
 def _event(document: dict[str, Any], event_id: str = "metadata.ingest.1") -> Any:

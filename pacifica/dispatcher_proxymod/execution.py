@@ -24,7 +24,8 @@ from .events import Event
 from .proxymod.handler import HandlerResult, handle
 from .routing import explain_mismatch, match
 from .settings import Settings
-from .store import Claim, Outcome, TaskStatus
+from .states import TaskStatus
+from .store import Claim, Outcome
 from .transfer import Transfer
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ import copy
 from typing import Any
 
 from . import __version__
-from .store import TaskStatus
+from .states import TaskStatus
 
 OPENAPI_VERSION = "3.0.3"
 

@@ -24,26 +24,9 @@ from playhouse.db_url import connect as connect_url
 
 from .events import Event
 from .settings import Settings
+from .states import TaskStatus
 
 database_proxy = peewee.DatabaseProxy()
-
-
-class TaskStatus(enum.StrEnum):
-    """The status strings of a task, as the original service reported them."""
-
-    ACCEPTED = "202 Accepted"  #: recorded, waiting for a worker
-    PROCESSING = "102 Processing"  #: a worker has claimed it
-    OK = "200 OK"  #: models ran and results were delivered
-    UNPROCESSABLE = "422 Unprocessable Entity"  #: a valid event we will not or cannot run
-    FAILED = "500 Internal Server Error"  #: it ran and failed; the error fields say why
-
-    @property
-    def final(self) -> bool:
-        """True once nothing more will happen to the task."""
-        return self in _FINAL
-
-
-_FINAL = {TaskStatus.OK, TaskStatus.UNPROCESSABLE, TaskStatus.FAILED}
 
 
 def utcnow() -> datetime:

@@ -30,7 +30,7 @@ from .events import parse_http
 from .queue import publish
 from .routing import ROUTE_NAME, quick_mismatch, subscription_expression
 from .settings import Settings
-from .store import TaskStatus
+from .states import TaskStatus
 
 log = logging.getLogger(__name__)
 

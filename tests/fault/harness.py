@@ -25,9 +25,9 @@ from typing import Any
 
 import requests
 
-from pacifica.dispatcher_proxymod import store
+from pacifica.dispatcher_proxymod import states, store
 from pacifica.dispatcher_proxymod.settings import Settings, load_settings
-from pacifica.dispatcher_proxymod.store import TaskStatus
+from pacifica.dispatcher_proxymod.states import TaskStatus
 
 from .services import wait_until
 
@@ -403,7 +403,7 @@ def wait_all_final(task_ids: Sequence[str], timeout: float, what: str = "") -> l
                 rows = store.Task.select(store.Task.id, store.Task.status).where(
                     store.Task.id.in_(list(wanted))
                 )
-                return all(store.TaskStatus(row.status).final for row in rows) and len(
+                return all(states.TaskStatus(row.status).final for row in rows) and len(
                     list(rows)
                 ) == len(wanted)
         except Exception:  # the database may be down on purpose

@@ -12,7 +12,7 @@ import requests
 
 from pacifica.dispatcher_proxymod import store
 from pacifica.dispatcher_proxymod.queue import QUEUE_NAME
-from pacifica.dispatcher_proxymod.store import TaskStatus
+from pacifica.dispatcher_proxymod.states import TaskStatus
 
 from .harness import (
     Dispatcher,

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from pacifica.dispatcher_proxymod import store
-from pacifica.dispatcher_proxymod.store import TaskStatus
+from pacifica.dispatcher_proxymod.states import TaskStatus
 
 from .harness import Dispatcher, FaultData, ModelConfig, Web, Worker, post_event, wait_final
 from .services import wait_until

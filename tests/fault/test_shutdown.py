@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from pacifica.dispatcher_proxymod import store
-from pacifica.dispatcher_proxymod.store import TaskStatus
+from pacifica.dispatcher_proxymod.states import TaskStatus
 
 from .harness import (
     Dispatcher,

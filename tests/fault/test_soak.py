@@ -33,7 +33,8 @@ from typing import Any
 import pytest
 
 from pacifica.dispatcher_proxymod import store
-from pacifica.dispatcher_proxymod.store import TaskStatus, utcnow
+from pacifica.dispatcher_proxymod.states import TaskStatus
+from pacifica.dispatcher_proxymod.store import utcnow
 
 from .harness import (
     TRANSFER_DELAY_KEY,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pacifica.dispatcher_proxymod.store import TaskStatus
+from pacifica.dispatcher_proxymod.states import TaskStatus
 
 from .harness import (
     Dispatcher,
