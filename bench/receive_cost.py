@@ -1,4 +1,4 @@
-"""Where the CPU of one ``POST /receive`` goes: each step of ``Api.receive``, in this process.
+"""Where the CPU of one ``POST /receive`` goes: each step of ``Receiver.receive``, in this process.
 
 CPU time (``time.process_time``) per call, so the figures hold on a noisy machine. The steps
 run in alternation (A B C ... A B C ...) for ``--rounds`` rounds; the table shows medians and

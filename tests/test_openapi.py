@@ -25,7 +25,7 @@ from pacifica.dispatcher_proxymod.queue import create_celery_app
 from pacifica.dispatcher_proxymod.settings import Settings
 from pacifica.dispatcher_proxymod.web import create_app
 
-#: Generated requests per operation and phase; enough to reach every branch of web.py.
+#: Generated requests per operation and phase; enough to reach every branch of web/.
 MAX_EXAMPLES = 60
 
 

@@ -1,6 +1,6 @@
 """The OpenAPI 3 description of the HTTP API that :mod:`.web` serves at ``/openapi.json``.
 
-It describes what ``web.py`` really answers: every path, method, status code and body shape,
+It describes what ``web`` really answers: every path, method, status code and body shape,
 the error bodies included (ours, and CherryPy's for 404, 411 and 413). ``tests/test_openapi.py``
 holds the service to it with schemathesis over real HTTP, so a change to either shows up there.
 

@@ -1,0 +1,74 @@
+"""The CherryPy application: the tree of resources, its config, the WSGI entry points.
+
+Each path is one exposed method of a resource object (one module per concern: ``receive``,
+``tasks``, ``service``); the root only mounts them. No business logic lives in ``web``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import cherrypy
+from celery import Celery
+
+from .. import store
+from ..routing import subscription_expression
+from ..settings import Settings
+from .errors import json_error_page
+from .receive import Receiver
+from .service import ServiceResources
+from .tasks import TaskReads
+
+
+class Api:
+    """The resources of the service, mounted at ``/``: ``/<name>`` is the attribute ``name``."""
+
+    def __init__(self, settings: Settings, celery_app: Celery) -> None:
+        reads = TaskReads(settings)
+        self.index = reads.index
+        self.status = reads.status
+        self.get = reads.get
+        self.receive = Receiver(settings, celery_app).receive
+        service = ServiceResources(celery_app)
+        self.health = service.health
+        self.openapi_json = service.openapi_json
+
+
+def app_config(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The CherryPy application config: JSON errors, no tracebacks, the body limit, raw bodies."""
+    return {
+        "/": {
+            "request.show_tracebacks": False,
+            "request.show_mismatched_params": False,
+            "error_page.default": json_error_page,
+            "request.body.maxbytes": settings.max_body_bytes,
+            # no form or multipart parsing: /receive reads every body itself
+            "request.body.processors": {},
+            "tools.encode.on": False,
+            "tools.trailing_slash.on": False,
+        }
+    }
+
+
+def create_app(settings: Settings, celery_app: Celery) -> cherrypy.Application:
+    """The WSGI application; opens the task store (and creates its table) first."""
+    subscription_expression(settings)  # a bad DISPATCHER_ACCEPTED_SOURCES fails now, not later
+    store.open_database(settings)
+    return cherrypy.Application(Api(settings, celery_app), "", app_config(settings))
+
+
+class LazyApplication:
+    """A WSGI callable that builds the real application on its first request.
+
+    Lets ``__main__`` expose ``application`` without connecting to anything at import.
+    """
+
+    def __init__(self, factory: Callable[[], cherrypy.Application]) -> None:
+        self._factory = factory
+        self._app: cherrypy.Application | None = None
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if self._app is None:
+            self._app = self._factory()
+        return self._app(environ, start_response)

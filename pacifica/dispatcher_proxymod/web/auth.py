@@ -1,0 +1,44 @@
+"""Optional authentication (``DISPATCHER_AUTH``): HTTP Basic or Bearer, constant-time comparison.
+
+Every endpoint but ``/health`` and ``/openapi.json`` asks: the tasks name submitters, projects,
+files and failures.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+
+import cherrypy
+
+from ..settings import Settings
+from .errors import error
+
+
+def authenticate(settings: Settings) -> bytes | None:
+    """None when the request may go on; else the 401 answer with its challenge."""
+    if settings.auth == "none":
+        return None
+    header = cherrypy.request.headers.get("Authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    token = (settings.auth_token or "").encode()
+    if (
+        settings.auth == "bearer"
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(credentials.strip().encode(), token)
+    ):
+        return None
+    if settings.auth == "basic" and scheme.lower() == "basic":
+        try:
+            user, _, password = base64.b64decode(credentials, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            user, password = "", ""
+        user_ok = hmac.compare_digest(user.encode(), (settings.auth_username or "").encode())
+        pass_ok = hmac.compare_digest(password.encode(), (settings.auth_password or "").encode())
+        if user_ok and pass_ok:
+            return None
+    challenge = "Bearer" if settings.auth == "bearer" else 'Basic realm="dispatcher"'
+    cherrypy.response.headers["WWW-Authenticate"] = challenge
+    path = cherrypy.request.path_info
+    return error(401, "Unauthorized", f"{path} needs {settings.auth} credentials")

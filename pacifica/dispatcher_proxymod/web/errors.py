@@ -1,0 +1,42 @@
+"""JSON answers and error pages of the HTTP API: every error is JSON, never a traceback."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import cherrypy
+
+JSON = "application/json"
+
+
+def json_body(payload: Any) -> bytes:
+    """``payload`` as the JSON body of the answer."""
+    cherrypy.response.headers["Content-Type"] = JSON
+    return json.dumps(payload).encode("utf-8")
+
+
+def error(status: int, error: str, message: str, **extra: Any) -> bytes:
+    """A JSON error answer: ``{"error": ..., "message": ..., **extra}`` with ``status``."""
+    cherrypy.response.status = status
+    return json_body({"error": error, "message": message, **extra})
+
+
+def json_error_page(status: str, message: str, traceback: str, version: str) -> str:
+    """CherryPy's error page, as JSON and never with a traceback."""
+    cherrypy.response.headers["Content-Type"] = JSON
+    code, _, reason = status.partition(" ")
+    return json.dumps({"error": reason or status, "message": message, "status": int(code)})
+
+
+def method_not_allowed(allowed: str, message: str) -> bytes:
+    """405 with the ``Allow`` header."""
+    cherrypy.response.headers["Allow"] = allowed
+    return error(405, "MethodNotAllowed", message)
+
+
+def only_get() -> bytes | None:
+    """None for GET and HEAD; else the 405 answer."""
+    if cherrypy.request.method in ("GET", "HEAD"):
+        return None
+    return method_not_allowed("GET, HEAD", "use GET")

@@ -1,0 +1,96 @@
+"""``POST /receive``: record a CloudEvent as a task and queue it.
+
+It answers 2xx to every CloudEvent it can parse, because Pacifica Notifications disables a
+subscription on any other answer: a new task gets 202, a repeated delivery 200 with the first
+task's id, an event no route matches is recorded as ``422 Unprocessable Entity`` (and still
+answered 202). Only a body that is no CloudEvent gets 400, a body over the limit 413, a missing
+or wrong credential 401, and a database that cannot record the event 503.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from typing import Any
+
+import cherrypy
+import peewee
+from celery import Celery
+
+from .. import store
+from ..errors import InvalidEvent
+from ..events import parse_http
+from ..queue import publish
+from ..routing import ROUTE_NAME, quick_mismatch
+from ..settings import Settings
+from ..states import TaskStatus
+from .auth import authenticate
+from .errors import error, json_body
+
+log = logging.getLogger(__name__)
+
+#: Bodies larger than this are parsed one at a time, to bound the web process's memory.
+LARGE_BODY_BYTES = 256 * 1024
+
+
+class Receiver:
+    """``POST /receive``."""
+
+    def __init__(self, settings: Settings, celery_app: Celery) -> None:
+        self.settings = settings
+        self.celery_app = celery_app
+        self._large_bodies = threading.Lock()
+
+    @cherrypy.expose
+    def receive(self) -> bytes:
+        """``POST /receive``: record a CloudEvent as a task and queue it."""
+        request = cherrypy.request
+        if request.method != "POST":
+            cherrypy.response.headers["Allow"] = "POST"
+            return error(405, "MethodNotAllowed", "POST a CloudEvent to /receive")
+        denied = authenticate(self.settings)
+        if denied is not None:
+            return denied
+        header = request.headers.get("Content-Length", "")
+        length = int(header) if header.isdigit() else None  # unknown: treated as large
+        if length is not None and length > self.settings.max_body_bytes:
+            return error(
+                413, "PayloadTooLarge", f"the body is over {self.settings.max_body_bytes} bytes"
+            )
+        large = length is None or length > LARGE_BODY_BYTES
+        # a parsed event takes several times its body in memory: large ones go one at a time
+        with self._large_bodies if large else contextlib.nullcontext():
+            return self._receive(request)
+
+    def _receive(self, request: Any) -> bytes:
+        body = request.body.read()
+        try:
+            event = parse_http(dict(request.headers), body)
+        except InvalidEvent as exc:
+            return error(400, "InvalidEvent", str(exc), problems=exc.problems)
+        del body
+        # the cheap checks here; the worker runs the full jsonpath2 match before any work
+        reasons = quick_mismatch(event, self.settings)
+        try:
+            if reasons:
+                recorded = store.record_event(
+                    event, TaskStatus.UNPROCESSABLE, reason="; ".join(reasons)
+                )
+            else:
+                recorded = store.record_event(event, TaskStatus.ACCEPTED, route=ROUTE_NAME)
+        except (peewee.DataError, ValueError) as exc:  # e.g. NUL or too long for PostgreSQL
+            problem = f"the task store cannot keep this event: {str(exc).strip()}"
+            return error(400, "InvalidEvent", problem, problems=[problem])
+        except peewee.PeeweeException as exc:
+            log.error("could not record event %s from %s: %s", event.id, event.source, exc)
+            cherrypy.response.headers["Retry-After"] = "5"
+            return error(503, "DatabaseUnavailable", "the task store cannot record events now")
+        task = recorded.task
+        if recorded.created and not reasons:
+            publish(self.celery_app, task.id)
+        cherrypy.response.status = 202 if recorded.created else 200
+        cherrypy.response.headers["Location"] = f"/get/{task.id}"
+        return json_body(
+            {"taskID": task.id, "status": task.status, "duplicate": not recorded.created}
+        )
