@@ -6,11 +6,14 @@ import json
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
+from test_e2e import start_worker, stop_worker
 
 from pacifica.dispatcher_proxymod import queue, store
 from pacifica.dispatcher_proxymod.events import parse_http
@@ -36,7 +39,7 @@ def _drain(app: Any) -> list[str]:
     """Take every message off our queue; the task ids they carry."""
     ids = []
     with app.connection_for_read() as connection:
-        queue = connection.SimpleQueue(QUEUE_NAME)
+        queue = connection.SimpleQueue(app.conf.task_default_queue)
         try:
             while True:
                 try:
@@ -48,6 +51,39 @@ def _drain(app: Any) -> list[str]:
         finally:
             queue.close()
     return ids
+
+
+def test_the_queue_is_a_setting(settings: Settings) -> None:
+    assert create_celery_app(settings).conf.task_default_queue == QUEUE_NAME
+    app = create_celery_app(settings.with_changes(queue_name="site-b"))
+    assert app.conf.task_default_queue == "site-b"
+    assert [q.name for q in app.conf.task_queues] == ["site-b"]
+
+
+def test_deployments_on_one_broker_keep_their_own_messages(
+    open_store: Settings, example_event: dict[str, Any], tmp_path: Path
+) -> None:
+    """A worker of deployment A (its queue, its store) leaves deployment B's message alone."""
+    site_a = open_store.with_changes(queue_name=f"site-a-{uuid.uuid4().hex[:8]}")
+    site_b = open_store.with_changes(queue_name=f"site-b-{uuid.uuid4().hex[:8]}")
+    app_a, app_b = create_celery_app(site_a), create_celery_app(site_b)
+    ours = _record(example_event, "site-a")
+    theirs = _record(example_event, "site-b")
+    assert publish(app_b, theirs) and publish(app_a, ours)
+    worker = start_worker(site_a, tmp_path / "worker-a.log")
+    try:
+        deadline = time.monotonic() + 240
+        while (task := store.get_task(ours)) is not None and not task.task_status.final:
+            assert time.monotonic() < deadline, (tmp_path / "worker-a.log").read_text()[-3000:]
+            time.sleep(0.3)
+        assert task is not None and task.status == TaskStatus.OK.value
+    finally:
+        stop_worker(worker)
+    untouched = store.get_task(theirs)
+    assert untouched is not None and untouched.status == TaskStatus.ACCEPTED.value
+    assert untouched.attempts == 0
+    assert _drain(app_b) == [theirs], "B's message is still on B's queue"
+    assert _drain(app_a) == []
 
 
 def test_app_is_configured_for_at_least_once(settings: Settings) -> None:

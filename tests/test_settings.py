@@ -21,6 +21,23 @@ def test_defaults_need_no_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert settings.auth == "none"
     assert settings.work_dir == tmp_path / "dispatcher-state" / "work"
     assert settings.limits.timeout_seconds == 600
+    assert settings.queue_name == "pacifica.dispatcher_proxymod"
+    assert settings.log_format == "text" and settings.log_tail_kb == 64
+    assert settings.retention_days is None
+
+
+def test_operations_settings() -> None:
+    settings = load_settings(
+        {
+            "DISPATCHER_QUEUE": "site-b",
+            "DISPATCHER_LOG_FORMAT": "JSON",
+            "DISPATCHER_LOG_TAIL_KB": "8",
+            "DISPATCHER_RETENTION_DAYS": "30",
+        }
+    )
+    assert settings.queue_name == "site-b" and settings.log_format == "json"
+    assert settings.log_tail_kb == 8 and settings.retention_days == 30
+    assert load_settings({"DISPATCHER_RETENTION_DAYS": "off"}).retention_days is None
 
 
 def test_environment_wins_over_the_file(tmp_path: Path) -> None:
@@ -46,6 +63,10 @@ def test_environment_wins_over_the_file(tmp_path: Path) -> None:
         ({"DISPATCHER_AUTH": "basic"}, "DISPATCHER_AUTH"),
         ({"DISPATCHER_AUTH": "bearer"}, "DISPATCHER_AUTH"),
         ({"DISPATCHER_CONFIG": "/no/such/file.ini"}, "DISPATCHER_CONFIG"),
+        ({"DISPATCHER_QUEUE": "two words"}, "DISPATCHER_QUEUE"),
+        ({"DISPATCHER_LOG_FORMAT": "xml"}, "DISPATCHER_LOG_FORMAT"),
+        ({"DISPATCHER_LOG_TAIL_KB": "0"}, "DISPATCHER_LOG_TAIL_KB"),
+        ({"DISPATCHER_RETENTION_DAYS": "soon"}, "DISPATCHER_RETENTION_DAYS"),
     ],
 )
 def test_bad_values_name_the_setting(environ: dict[str, str], name: str) -> None:
@@ -92,6 +113,9 @@ def test_environment_for_reads_back_the_same_settings(tmp_path: Path) -> None:
             "DISPATCHER_TRANSFER": "local",
             "DISPATCHER_DATA_DIR": str(tmp_path),
             "UPLOAD_URL": "http://ingest.example/upload",
+            "DISPATCHER_QUEUE": "site-b",
+            "DISPATCHER_LOG_FORMAT": "json",
+            "DISPATCHER_RETENTION_DAYS": "0.5",
         }
     )
     env = environment_for(original, {"DISPATCHER_AUTH": "basic", "UPLOAD_URL": "http://x/u"})

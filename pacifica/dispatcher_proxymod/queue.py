@@ -22,14 +22,15 @@ from . import store
 from .execution import execute
 from .routing import prepare as prepare_route
 from .sandbox import sandbox_status
-from .settings import Settings, load_settings
+from .settings import DEFAULT_QUEUE, Settings, load_settings
 from .transfer import make_transfer
 
 log = logging.getLogger(__name__)
 
 APP_NAME = "pacifica.dispatcher_proxymod.app"
 TASK_NAME = "pacifica.dispatcher_proxymod.tasks.receive"
-QUEUE_NAME = "pacifica.dispatcher_proxymod"
+#: The default queue (``DISPATCHER_QUEUE`` names another).
+QUEUE_NAME = DEFAULT_QUEUE
 
 
 def broker_options(settings: Settings) -> dict[str, Any]:
@@ -69,8 +70,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # finds the task claimed and is put off (execution.execute), so nothing runs twice
         "worker_cancel_long_running_tasks_on_connection_loss": False,
         "worker_hijack_root_logger": False,
-        "task_default_queue": QUEUE_NAME,
-        "task_queues": [Queue(QUEUE_NAME, durable=True)],
+        # one queue per deployment: workers only ever consume their own deployment's messages
+        "task_default_queue": settings.queue_name,
+        "task_queues": [Queue(settings.queue_name, durable=True)],
         "task_serializer": "json",
         "accept_content": ["json"],
         "dispatcher_settings": settings,

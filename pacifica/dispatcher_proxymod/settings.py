@@ -29,6 +29,9 @@ SANDBOX_MODES = ("auto", "bwrap", "process")
 TRANSFER_KINDS = ("pacifica", "local")
 KEEP_WORK_MODES = ("never", "on-failure", "always")
 AUTH_MODES = ("none", "basic", "bearer")
+LOG_FORMATS = ("text", "json")
+#: The Celery queue of a deployment that does not name its own.
+DEFAULT_QUEUE = "pacifica.dispatcher_proxymod"
 
 
 class _Source:
@@ -171,6 +174,10 @@ class Settings:
     transfer_retries: int = 5
     retry_backoff_seconds: float = 2.0
     page_size: int = 50
+    queue_name: str = DEFAULT_QUEUE
+    log_format: str = "text"
+    log_tail_kb: int = 64
+    retention_days: float | None = None
     pacifica: PacificaSettings = field(default_factory=PacificaSettings)
 
     def with_changes(self, **changes: Any) -> Settings:
@@ -307,6 +314,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "DISPATCHER_RETRY_BACKOFF", defaults.retry_backoff_seconds, minimum=0
         ),
         page_size=source.integer("DISPATCHER_PAGE_SIZE", defaults.page_size, minimum=1),
+        queue_name=_queue_name(source.text("DISPATCHER_QUEUE", defaults.queue_name)),
+        log_format=source.choice("DISPATCHER_LOG_FORMAT", defaults.log_format, LOG_FORMATS),
+        log_tail_kb=source.integer("DISPATCHER_LOG_TAIL_KB", defaults.log_tail_kb, minimum=1),
+        retention_days=_retention(source),
         pacifica=_pacifica(environ, source),
     )
     _check_auth(settings)
@@ -348,6 +359,12 @@ def environment_for(settings: Settings, base: Mapping[str, str]) -> dict[str, st
         "DISPATCHER_RECOVERY_INTERVAL": settings.recovery_interval_seconds,
         "DISPATCHER_TRANSFER_RETRIES": settings.transfer_retries,
         "DISPATCHER_RETRY_BACKOFF": settings.retry_backoff_seconds,
+        "DISPATCHER_QUEUE": settings.queue_name,
+        "DISPATCHER_LOG_FORMAT": settings.log_format,
+        "DISPATCHER_LOG_TAIL_KB": settings.log_tail_kb,
+        "DISPATCHER_RETENTION_DAYS": ""
+        if settings.retention_days is None
+        else settings.retention_days,
     }
     env.update({key: str(value) for key, value in values.items() if value != ""})
     return env
@@ -359,6 +376,24 @@ def _absolute_sqlite(url: str) -> str:
     if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
         return prefix + str(Path(url[len(prefix) :]).absolute())
     return url
+
+
+def _queue_name(name: str) -> str:
+    """The queue name, checked: AMQP allows 255 bytes of printable text."""
+    name = name.strip()
+    if len(name.encode("utf-8")) > 255 or not name.isprintable() or " " in name:
+        raise SettingsError(
+            "DISPATCHER_QUEUE", f"{name!r} is not a queue name (no spaces, <= 255 bytes)"
+        )
+    return name
+
+
+def _retention(source: _Source) -> float | None:
+    """Days a final task is kept; None (the default, and "off") keeps them for ever."""
+    raw = source.raw("DISPATCHER_RETENTION_DAYS")
+    if raw is None or raw.strip().lower() in ("", "off", "none"):
+        return None
+    return source.number("DISPATCHER_RETENTION_DAYS", 0.0, minimum=0)
 
 
 def _check_auth(settings: Settings) -> None:
