@@ -1,4 +1,4 @@
-"""Tests of sandbox.py and runtime/run_model.py: every model here really runs and really misbehaves.
+"""Tests of the sandbox package and runtime/run_model.py: every model really runs and misbehaves.
 
 Tests that need bubblewrap skip with the reason when it does not work here, except when the
 environment variable ``CI`` is ``"true"``: there they fail, so CI never passes without the sandbox.
@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 
-from pacifica.dispatcher_proxymod import errors, sandbox
+from pacifica.dispatcher_proxymod import errors
 from pacifica.dispatcher_proxymod.runtime import RUNTIME_DIR
 from pacifica.dispatcher_proxymod.runtime import run_model as run_model_script
-from pacifica.dispatcher_proxymod.sandbox import ModelRun, run_model, sandbox_status
+from pacifica.dispatcher_proxymod.sandbox import ModelRun, probe, run_model, sandbox_status, verdict
 from pacifica.dispatcher_proxymod.settings import ModelLimits, Settings
 
 # Generous where a test does not measure time, so a loaded machine cannot make them flaky.
@@ -271,11 +271,11 @@ def test_a_forked_child_failing_does_not_speak_for_the_model(task: Task) -> None
 def test_the_runner_report_is_found_under_what_other_processes_wrote_after_it() -> None:
     report = run_model_script.MARKER + '{"what": "limit:processes", "detail": "BlockingIOError"}'
     tail = f"Traceback (most recent call last):\n{report}\n  os.fork()\nBlockingIOError\n"
-    assert sandbox._runner_report(tail) == {
+    assert verdict.runner_report(tail) == {
         "what": "limit:processes",
         "detail": "BlockingIOError",
     }
-    assert sandbox._runner_report("no marker here\n") is None
+    assert verdict.runner_report("no marker here\n") is None
 
 
 def test_timeout_kills_model_and_the_child_it_left(task: Task) -> None:
@@ -575,7 +575,7 @@ def test_bwrap_mode_refuses_to_run_without_bwrap(tmp_path: Path) -> None:
 def test_auto_mode_falls_back_with_one_loud_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    sandbox._warned.clear()
+    probe._warned.clear()
     task = Task(tmp_path, "auto")
     with caplog.at_level(logging.WARNING, logger="pacifica.dispatcher_proxymod.sandbox"):
         first = task.run("one", "def one():\n    pass\n")

@@ -1,0 +1,59 @@
+"""The public functions: :func:`run_model` and :func:`sandbox_status`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from .. import errors
+from ..settings import Settings
+from .execute import execute
+from .probe import bwrap_problem, warn_once
+from .verdict import ModelRun
+
+
+def sandbox_status(settings: Settings) -> str:
+    """The isolation models get: ``"bwrap"`` when it works here, else ``"process"``.
+
+    Raises :class:`errors.SandboxUnavailable` when ``settings.sandbox`` is ``"bwrap"`` and
+    bubblewrap does not work. The probe runs once per process (and user).
+    """
+    if settings.sandbox == "process":
+        return "process"
+    problem = bwrap_problem()
+    if problem is None:
+        return "bwrap"
+    if settings.sandbox == "bwrap":
+        raise errors.SandboxUnavailable(
+            f"DISPATCHER_SANDBOX=bwrap, but bubblewrap does not work here: {problem}"
+        )
+    warn_once(problem)
+    return "process"
+
+
+def run_model(
+    model_file: Path,
+    ini_paths: Sequence[Path],
+    work_dir: Path,
+    stdout_path: Path,
+    stderr_path: Path,
+    settings: Settings,
+) -> ModelRun:
+    """Run the callable named like ``model_file`` with ``ini_paths``, sandboxed; never raises
+    for anything the model does (only for a sandbox that cannot start at all)."""
+    work = Path(os.path.abspath(work_dir))
+    model = Path(os.path.abspath(model_file))
+    inis = [Path(os.path.abspath(path)) for path in ini_paths]
+    for path in (model, *inis):
+        if not path.is_relative_to(work):
+            raise ValueError(f"{path} is not inside the work directory {work}")
+    if not work.is_dir():
+        raise ValueError(f"work directory {work} does not exist")
+    for extra in settings.sandbox_ro_paths:
+        if not os.path.isabs(extra) or not os.path.exists(extra):
+            raise errors.SettingsError(
+                "DISPATCHER_SANDBOX_RO_PATHS", f"{extra!r} is not an existing absolute path"
+            )
+    isolation = sandbox_status(settings)
+    return execute(model, inis, work, stdout_path, stderr_path, settings, isolation)

@@ -1,0 +1,184 @@
+"""The bwrap command line: the sandbox's file system, built from scratch, and its namespaces."""
+
+from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..runtime import RUNTIME_DIR
+
+#: The model's uid and gid inside the user namespace when the service is not root.
+NAMESPACE_ID = 1000
+
+_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+
+_ETC_FILES = ("/etc/ld.so.cache", "/etc/localtime")
+
+
+def interpreter() -> Path:
+    """The base installation's interpreter (not a virtualenv's), by its real path."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    for candidate in (f"python{version}", "python3"):
+        path = Path(sys.base_prefix) / "bin" / candidate
+        if path.exists():
+            return path.resolve()
+    return Path(sys.executable).resolve()
+
+
+class _Tree:
+    """bwrap arguments that build the sandbox's file system, parent folders made ``0755``."""
+
+    def __init__(self) -> None:
+        self.args: list[str] = []
+        # destination -> True when folders may be created under it (tmpfs, new folders)
+        self._mounts: dict[str, bool] = {"/": True}
+
+    def _needs_folder(self, path: str) -> bool:
+        owner = max(
+            (
+                dest
+                for dest in self._mounts
+                if path == dest or path.startswith(dest.rstrip("/") + "/")
+            ),
+            key=len,
+        )
+        return owner != path and self._mounts[owner]
+
+    def _parents(self, destination: str) -> None:
+        for parent in reversed(Path(destination).parents):
+            text = str(parent)
+            if self._needs_folder(text):
+                self.args += ["--perms", "0755", "--dir", text]
+                self._mounts[text] = True
+
+    def read_only(self, source: str, destination: str | None = None) -> None:
+        destination = destination or source
+        self._parents(destination)
+        self.args += ["--ro-bind", source, destination]
+        self._mounts[destination] = False
+
+    def writable(self, source: str, destination: str | None = None) -> None:
+        destination = destination or source
+        self._parents(destination)
+        self.args += ["--bind", source, destination]
+        self._mounts[destination] = False
+
+    def tmpfs(self, destination: str, perms: str = "0755") -> None:
+        self._parents(destination)
+        self.args += ["--perms", perms, "--tmpfs", destination]
+        self._mounts[destination] = True
+
+    def symlink(self, target: str, destination: str) -> None:
+        self._parents(destination)
+        self.args += ["--symlink", target, destination]
+        self._mounts[destination] = False
+
+    def special(self, option: str, destination: str) -> None:
+        """``--proc`` or ``--dev``."""
+        self._parents(destination)
+        self.args += [option, destination]
+        self._mounts[destination] = False
+
+    def covers(self, path: str) -> bool:
+        """True when ``path`` already shows through a read-only bind."""
+        return any(
+            not writable and (path == dest or path.startswith(dest.rstrip("/") + "/"))
+            for dest, writable in self._mounts.items()
+            if dest != "/"
+        )
+
+
+def _file_system(work: Path, extra_read_only: Sequence[str]) -> list[str]:
+    """The bwrap mount arguments for one model."""
+    tree = _Tree()
+    for folder in _SYSTEM_DIRS:
+        if os.path.islink(folder):
+            tree.symlink(os.readlink(folder), folder)
+        elif os.path.isdir(folder):
+            tree.read_only(folder)
+    for etc_file in _ETC_FILES:
+        if os.path.exists(etc_file):
+            tree.read_only(os.path.realpath(etc_file), etc_file)
+    python_home = os.path.realpath(sys.base_prefix)
+    if not tree.covers(python_home):
+        tree.read_only(python_home)
+    python = str(interpreter())
+    if not tree.covers(python):
+        tree.read_only(python)
+    for hidden in _site_packages():
+        tree.tmpfs(hidden)
+    tree.tmpfs("/tmp", "1777")  # noqa: S108 - private to the sandbox
+    tree.special("--proc", "/proc")
+    tree.special("--dev", "/dev")
+    tree.read_only(str(RUNTIME_DIR))
+    for extra in extra_read_only:
+        tree.read_only(os.path.realpath(extra), os.path.abspath(extra))
+    tree.writable(os.path.realpath(work), str(work))
+    # The root itself is a tmpfs holding only mount points: make it read-only too.
+    return [*tree.args, "--remount-ro", "/"]
+
+
+def _site_packages() -> list[str]:
+    """The base installation's site-packages folders (hidden: models get the stdlib only)."""
+    base = {"base": sys.base_prefix, "platbase": sys.base_exec_prefix}
+    found: list[str] = []
+    for key in ("purelib", "platlib"):
+        path = os.path.realpath(sysconfig.get_path(key, vars=base))
+        if os.path.isdir(path) and path not in found and not str(RUNTIME_DIR).startswith(path):
+            found.append(path)
+    return found
+
+
+def bwrap_command(
+    bwrap: str,
+    setpriv: str | None,
+    work: Path,
+    extra_read_only: Sequence[str],
+    info_fd: int,
+    sandbox_uid: int | None,
+) -> list[str]:
+    """The bwrap command line that wraps the runner command."""
+    command = [
+        bwrap,
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--hostname",
+        "sandbox",
+        "--die-with-parent",
+        "--new-session",
+        "--info-fd",
+        str(info_fd),
+    ]
+    if sandbox_uid is None:
+        identity = str(NAMESPACE_ID)
+        command += ["--unshare-user", "--uid", identity, "--gid", identity]
+    else:
+        # bwrap keeps every capability for root: keep only what setpriv needs to drop them.
+        command += ["--cap-drop", "ALL"]
+        for capability in ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"):
+            command += ["--cap-add", capability]
+    command += _file_system(work, extra_read_only)
+    # No --chdir: bwrap's root has no DAC override; run_model.py changes to the work dir.
+    command += ["--chdir", "/", "--"]
+    if sandbox_uid is not None:
+        assert setpriv is not None
+        identity = str(sandbox_uid)
+        command += [
+            setpriv,
+            "--reuid",
+            identity,
+            "--regid",
+            identity,
+            "--clear-groups",
+            "--no-new-privs",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--",
+        ]
+    return command
