@@ -441,3 +441,94 @@ def test_quick_mismatch_agrees_with_the_full_match_on_the_examples() -> None:
     event = parse_http({"Content-Type": "application/json"}, json.dumps(orm).encode())
     assert routing.quick_mismatch(event, config) and routing.match(event, config) is None
     assert routing.quick_mismatch(event, config) == routing.explain_mismatch(event, config)
+
+
+# --------------------------------------------------------------------------- the broad expression
+
+
+def test_broad_file_parses_and_holds_the_shipped_source_condition_once() -> None:
+    expression = routing.broad_expression(DEFAULTS)
+    JSONPath.parse_str(expression)
+    assert expression == routing._resource_text(routing.BROAD_RESOURCE)
+    assert expression.count(routing._source_condition(routing.SHIPPED_SOURCES)) == 1
+
+
+def _broad_cases() -> list[tuple[str, dict[str, Any], bool]]:
+    good = proxymod_document()
+    misspelt = copy.deepcopy(good)
+    entry_for_key(misspelt, "proxymod.config_1.PROJECT.runtime")["key"] = (
+        "proxymod.config_1.PROJECT.runtme"
+    )
+    only_version = proxymod_document()
+    only_version["data"] = [
+        entry for entry in entries(only_version) if entry.get("key") != "proxymod.task"
+    ]
+    no_proxymod = copy.deepcopy(good)
+    no_proxymod["data"] = [
+        entry
+        for entry in entries(no_proxymod)
+        if not str(entry.get("key", "")).startswith("proxymod.")
+    ]
+    look_alike = copy.deepcopy(no_proxymod)
+    look_alike["data"].append(key_value("proxymodel.task", "advance"))
+    result = copy.deepcopy(good)
+    result["data"].append(key_value("proxymod.result", "failed"))
+    orm = dict(copy.deepcopy(good), eventType="org.pacifica.metadata.orm")
+    stranger = dict(copy.deepcopy(good), source="http://elsewhere.example/txn/1")
+    return [
+        ("complete", good, True),
+        ("misspelt key", misspelt, True),
+        ("no proxymod.task", only_version, True),
+        ("no proxymod key", no_proxymod, False),
+        ("a look-alike prefix", look_alike, False),
+        ("our own result upload", result, False),
+        ("another event type", orm, False),
+        ("a source not accepted", stranger, False),
+    ]
+
+
+@pytest.mark.parametrize(("label", "document", "expected"), _broad_cases())
+def test_broad_expression_takes_every_upload_that_asks_for_proxymod(
+    label: str, document: dict[str, Any], expected: bool
+) -> None:
+    event = as_event(document)
+    assert notifications_would_match(routing.broad_expression(DEFAULTS), event) is expected, label
+    assert routing.asks_for_proxymod(event, DEFAULTS) is expected, label
+
+
+def test_misspelt_key_matches_broad_but_not_strict() -> None:
+    document = proxymod_document()
+    entry_for_key(document, "proxymod.config_1.PROJECT.runtime")["key"] = (
+        "proxymod.config_1.PROJECT.runtme"
+    )
+    event = as_event(document)
+    assert routing.asks_for_proxymod(event, DEFAULTS)
+    assert routing.match(event, DEFAULTS) is None
+    assert not notifications_would_match(routing.subscription_expression(DEFAULTS), event)
+
+
+def test_broad_expression_follows_the_accepted_sources() -> None:
+    configured = Settings(accepted_sources=("https://meta.example/txn*",))
+    expression = routing.broad_expression(configured)
+    assert '"https://meta.example/txn"' in expression
+    event = as_event(proxymod_document("https://meta.example/txn/7"))
+    assert notifications_would_match(expression, event)
+    assert routing.asks_for_proxymod(event, configured)
+    assert not routing.asks_for_proxymod(event, DEFAULTS)
+
+
+@settings(
+    max_examples=300,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(document=damaged_documents())
+def test_broad_check_agrees_with_jsonpath2(document: dict[str, Any]) -> None:
+    event = as_event(document)
+    try:
+        expected = notifications_would_match(routing.broad_expression(DEFAULTS), event)
+    except Exception:  # jsonpath2 on hostile shapes; Notifications would not deliver it
+        return
+    if isinstance(event.data, list):
+        assert routing.asks_for_proxymod(event, DEFAULTS) is expected

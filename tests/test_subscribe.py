@@ -148,10 +148,27 @@ def test_printed_expression_is_the_routing_expression(
     monkeypatch.setenv("DISPATCHER_ACCEPTED_SOURCES", "https://meta.example/txn*")
     code = cli.main(["subscribe", "--notifications-url=http://n", "--user=u", "--print-expression"])
     printed = capsys.readouterr().out
-    expected = subscription_expression(Settings(accepted_sources=("https://meta.example/txn*",)))
+    configured = Settings(accepted_sources=("https://meta.example/txn*",))
     assert code == 0
-    assert printed.rstrip("\n") == expected.rstrip("\n")
+    assert printed.rstrip("\n") == subscription_expression(configured, strict=False).rstrip("\n")
     assert '"https://meta.example/txn"' in printed
+    code = cli.main(
+        ["subscribe", "--notifications-url=http://n", "--user=u", "--print-expression", "--strict"]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert printed.rstrip("\n") == subscription_expression(configured).rstrip("\n")
+
+
+def test_default_subscription_is_broad_and_strict_is_the_route() -> None:
+    assert expression_for(Settings(), {}) == subscription_expression(Settings(), strict=False)
+    assert expression_for(Settings(), {}, strict=True) == subscription_expression(Settings())
+    _, marked = _events("m")
+    for entry in marked["data"]:
+        if entry.get("key") == "proxymod.config_1.PROJECT.runtime":
+            entry["key"] = "proxymod.config_1.PROJECT.runtme"
+    assert _matches(expression_for(Settings(), {"test.run": "m"}), marked)
+    assert not _matches(expression_for(Settings(), {"test.run": "m"}, strict=True), marked)
 
 
 def test_delivery_credentials_follow_the_settings_unless_given() -> None:
@@ -189,7 +206,7 @@ def test_narrowed_expression_requires_the_key_value_too() -> None:
     marker = uuid.uuid4().hex
     plain, marked = _events(marker)
     expression = expression_for(Settings(), {"test.run": marker})
-    assert expression_for(Settings(), {}) == subscription_expression(Settings())
+    assert expression_for(Settings(), {}, strict=True) == subscription_expression(Settings())
     assert _matches(subscription_expression(Settings()), plain)
     assert _matches(expression, marked)
     assert not _matches(expression, plain)

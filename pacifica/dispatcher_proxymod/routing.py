@@ -1,9 +1,16 @@
-"""Which events the proxymod handler takes: one jsonpath2 expression and its explanation.
+"""Which events the proxymod handler takes: two jsonpath2 expressions and their explanation.
 
-The expression lives in ``routes/proxymod.jsonpath`` (package data). It is written in
-jsonpath2, the language Pacifica Notifications matches subscriptions with, and is matched
-against :meth:`Event.to_legacy`, the document Notifications matches; so the shipped file
-can be registered verbatim as the Notifications subscription.
+Both live in ``routes/`` (package data), in jsonpath2, the language Pacifica Notifications
+matches subscriptions with, and are matched against :meth:`Event.to_legacy`, the document
+Notifications matches:
+
+* ``proxymod.jsonpath``, the **strict** route: what an event must hold to run. Only an event
+  that matches it goes to the handler.
+* ``proxymod-broad.jsonpath``, the **broad** one, the default subscription: every ingest
+  event from an accepted source with any ``proxymod.`` key, except the dispatcher's own
+  result uploads (they carry ``proxymod.result``). An event that matches it but not the
+  strict route asked for proxymod and got something wrong: it is recorded as rejected with
+  every problem (see :mod:`.proxymod.validate`), so the uploader gets an answer instead of silence.
 
 **Accepted sources.** ``Settings.accepted_sources`` (``DISPATCHER_ACCEPTED_SOURCES``,
 comma separated) lists the event sources we act on. Each entry is read as:
@@ -41,6 +48,11 @@ LOGGER = logging.getLogger(__name__)
 
 ROUTE_NAME: Final = "proxymod"
 EXPRESSION_RESOURCE: Final = "routes/proxymod.jsonpath"
+BROAD_RESOURCE: Final = "routes/proxymod-broad.jsonpath"
+#: Every key of a proxymod request starts with this.
+PROXYMOD_KEY_PREFIX: Final = "proxymod."
+#: The key of the dispatcher's own result uploads, which the broad expression leaves out.
+RESULT_KEY: Final = "proxymod.result"
 
 #: The sources whose condition is written in the shipped expression file.
 SHIPPED_SOURCES: Final = (
@@ -80,18 +92,45 @@ class Route:
     expression: str
 
 
+def _resource_text(resource: str) -> str:
+    return resources.files(__package__).joinpath(resource).read_text(encoding="utf-8")
+
+
 def load_proxymod_route() -> Route:
-    """The shipped proxymod route, its expression exactly as the package data holds it."""
-    text = resources.files(__package__).joinpath(EXPRESSION_RESOURCE).read_text(encoding="utf-8")
-    return Route(ROUTE_NAME, text)
+    """The shipped (strict) proxymod route, its expression exactly as the package data holds it."""
+    return Route(ROUTE_NAME, _resource_text(EXPRESSION_RESOURCE))
 
 
-def subscription_expression(settings: Settings) -> str:
-    """The expression to register with Notifications, for ``settings.accepted_sources``.
+def subscription_expression(settings: Settings, *, strict: bool = True) -> str:
+    """The strict (routing) or broad expression, for ``settings.accepted_sources``.
 
     For the default sources this is the shipped file, unchanged.
     """
-    return _expression_for(tuple(settings.accepted_sources))
+    resource = EXPRESSION_RESOURCE if strict else BROAD_RESOURCE
+    return _expression_for(tuple(settings.accepted_sources), resource)
+
+
+def broad_expression(settings: Settings) -> str:
+    """The broad expression, the default subscription (see the module doc)."""
+    return subscription_expression(settings, strict=False)
+
+
+def asks_for_proxymod(event: Event, settings: Settings) -> bool:
+    """Whether ``event`` matches the broad expression: an upload that asks proxymod for a run.
+
+    Python checks that mirror the expression (the tests hold them to jsonpath2's answer).
+    """
+    if event.type != INGEST_EVENT_TYPE or not event.id or not isinstance(event.data, list):
+        return False
+    if not source_accepted(event.source, settings.accepted_sources):
+        return False
+    keys = [
+        entry.get("key")
+        for entry in event.data
+        if isinstance(entry, dict) and entry.get("destinationTable") == "TransactionKeyValue"
+    ]
+    asked = any(isinstance(key, str) and key.startswith(PROXYMOD_KEY_PREFIX) for key in keys)
+    return asked and RESULT_KEY not in keys
 
 
 def match(event: Event, settings: Settings) -> Route | None:
@@ -193,13 +232,13 @@ def _source_condition(sources: tuple[str, ...]) -> str:
 
 
 @functools.lru_cache(maxsize=32)
-def _expression_for(sources: tuple[str, ...]) -> str:
-    text = load_proxymod_route().expression
+def _expression_for(sources: tuple[str, ...], resource: str = EXPRESSION_RESOURCE) -> str:
+    text = _resource_text(resource)
     shipped = _source_condition(SHIPPED_SOURCES)
     if sources == SHIPPED_SOURCES:
         return text
     if text.count(shipped) != 1:  # guarded by a test; keeps a stale file from misrouting
-        raise RuntimeError(f"{EXPRESSION_RESOURCE} lacks the shipped source condition")
+        raise RuntimeError(f"{resource} lacks the shipped source condition")
     return text.replace(shipped, _source_condition(sources))
 
 

@@ -17,6 +17,11 @@ When a delivery fails (a refused connection, a 4xx or a 5xx) Notifications disab
 subscription: ``disabled`` holds the time and ``error`` the reason, and nothing is delivered
 until ``disabled`` is set back to null (:func:`enable`). It never retries deliveries.
 
+By default the subscription is the *broad* expression (every ingest event with a
+``proxymod.`` key, see :mod:`.routing`), so an upload that misspells a key still reaches us and
+is answered as rejected with what to fix; ``--strict`` registers the routing expression itself,
+and then Notifications drops such uploads without a word.
+
 Our subscription is found by name (:data:`DEFAULT_NAME` unless told otherwise), so running
 :func:`subscribe` again updates it in place instead of adding a second one.
 """
@@ -502,6 +507,12 @@ def add_subscribe_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="also require this TransactionKeyValue (repeatable)",
     )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="subscribe with the routing expression: uploads that get a proxymod key wrong "
+        "are then not delivered (the default takes every upload with a proxymod. key)",
+    )
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds")
     parser.add_argument(
         "--insecure", action="store_true", help="do not verify Notifications' TLS certificate"
@@ -528,17 +539,17 @@ def parse_requirements(items: Sequence[str]) -> dict[str, str]:
     return required
 
 
-def expression_for(settings: Settings, required: Mapping[str, str]) -> str:
-    """The jsonpath to register: the proxymod route for ``settings``, narrowed if asked."""
+def expression_for(settings: Settings, required: Mapping[str, str], *, strict: bool = False) -> str:
+    """The jsonpath to register for ``settings``: broad, or the strict route; narrowed if asked."""
     from .routing import subscription_expression
 
-    return narrow_expression(subscription_expression(settings), required)
+    return narrow_expression(subscription_expression(settings, strict=strict), required)
 
 
 def run_subscribe(settings: Settings, args: argparse.Namespace) -> int:
     """The ``subscribe`` command; returns the exit code (errors raise SubscriptionError)."""
     required = parse_requirements(args.require)
-    jsonpath = expression_for(settings, required)
+    jsonpath = expression_for(settings, required, strict=args.strict)
     if args.print_expression:
         print(jsonpath, end="" if jsonpath.endswith("\n") else "\n")
         return 0

@@ -161,11 +161,12 @@ def _wait_sink(received: queue.Queue[dict[str, Any]], transaction: int) -> dict[
     raise AssertionError(f"the sink got no event for transaction {transaction} within 120 s")
 
 
-def test_b_upload_without_proxymod_is_not_delivered_to_us(
+def test_b_upload_without_proxymod_keys_is_not_delivered_to_us(
     service: Service, sink: tuple[str, queue.Queue[dict[str, Any]]], tmp_path: Path
 ) -> None:
     _, received = sink
-    values = service.key_values(proxymod__task="retire")
+    # the broad subscription takes any proxymod. key: this upload has none
+    values = {RUN_KEY: service.marker, "campaign": "not-for-proxymod"}
     uploaded = upload_dataset(service.stack, values, example_files(), tmp_path)
     _wait_sink(received, uploaded.transaction)  # Notifications matched this event just now
     time.sleep(3)  # our delivery, had it matched, would have been queued with the sink's
