@@ -10,7 +10,6 @@ uploads, and is deleted afterwards: other people share the stack.
 from __future__ import annotations
 
 import json
-import os
 import tarfile
 import time
 import uuid
@@ -19,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from conftest import EXAMPLE_EVENT
 from jsonpath2.path import Path as JsonPath
+from pacifica_stack_finder import find_stack
 
 from pacifica.dispatcher_proxymod import cli
 from pacifica.dispatcher_proxymod.events import parse_http
@@ -48,9 +47,6 @@ from pacifica.dispatcher_proxymod.subscribe import (
     unsubscribe,
 )
 
-STACK_ROOT = Path(
-    os.environ.get("DISPATCHER_PACIFICA_STACK_ROOT", "/tmp/dispatcher-pacifica-stack")
-)
 CLOSED_PORT_URL = "http://127.0.0.1:1"
 
 
@@ -236,37 +232,9 @@ def test_bad_expressions_are_caught_before_sending() -> None:
 # --------------------------------------------------------------------------- the real Notifications
 
 
-def _stack() -> dict[str, Any]:
-    """The running stack's endpoints, or skip (fail in CI integration runs) with the reason."""
-    strict = (
-        os.environ.get("CI", "").lower() == "true"
-        and os.environ.get("DISPATCHER_INTEGRATION") == "1"
-    )
-    summary = STACK_ROOT / "stack.json"
-    reason = ""
-    info: dict[str, Any] = {}
-    try:
-        info = json.loads(summary.read_text())
-        requests.get(
-            f"{info['notifications_url']}/eventmatch",
-            headers={info["notifications_user_header"]: info["network_id"]},
-            timeout=5,
-        )
-    except (OSError, ValueError, KeyError) as exc:
-        reason = (
-            f"the Pacifica stack is not up ({summary}: {exc}); start it with "
-            "python3 tests/integration/stack/pacifica_stack.py up"
-        )
-    if reason:
-        if strict:
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return info
-
-
 @pytest.fixture
 def stack() -> dict[str, Any]:
-    return _stack()
+    return find_stack()
 
 
 @pytest.fixture

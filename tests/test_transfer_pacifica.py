@@ -2,8 +2,9 @@
 
 The helpers that need no server (bundle building, Ingest state reading, error classes against
 closed ports and a small HTTP server of ours) always run. The round trips run against the real
-Pacifica services of tests/integration/stack/pacifica_stack.py, found through its stack.json;
-without it they skip, unless CI=true and DISPATCHER_INTEGRATION=1, when they fail.
+Pacifica services of tests/integration/stack/pacifica_stack.py, probed first (a stack.json
+alone proves nothing) and started in CI (tests/pacifica_stack_finder.py); without it they skip,
+unless CI=true and DISPATCHER_INTEGRATION=1, when they fail.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 import pytest
 import requests
+from pacifica_stack_finder import find_stack
 
 from pacifica.dispatcher_proxymod.errors import ChecksumMismatch, TransferError
 from pacifica.dispatcher_proxymod.events import Event, FileEntry, Upload
@@ -260,25 +262,9 @@ def test_missing_file_id_without_transaction_is_refused(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ the real services
 
 
-def _stack_file() -> Path:
-    root = os.environ.get("DISPATCHER_PACIFICA_STACK_ROOT", "/tmp/dispatcher-pacifica-stack")
-    return Path(root) / "stack.json"
-
-
 @pytest.fixture(scope="module")
 def stack() -> dict[str, Any]:
-    path = _stack_file()
-    required = os.environ.get("CI") == "true" and os.environ.get("DISPATCHER_INTEGRATION") == "1"
-    if not path.exists():
-        reason = (
-            f"no Pacifica stack: {path} is missing (start it with "
-            "python3 tests/integration/stack/pacifica_stack.py up)"
-        )
-        if required:
-            pytest.fail(reason + "; CI=true and DISPATCHER_INTEGRATION=1 require it")
-        pytest.skip(reason)
-    info: dict[str, Any] = json.loads(path.read_text())
-    return info
+    return find_stack()
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,11 @@
 """Fixtures of the fault tests: private services for the session, a dispatcher per test.
 
-The private PostgreSQL (port 5440), Redis (6390) and RabbitMQ (5690) start on first use and stop
-at the end of the session; nothing here touches the machine's shared services. Set
-``DISPATCHER_FAULT_PORT_OFFSET`` (say 100) to run a second session beside a first one. Each
-test gets a fresh database and an emptied broker, and every worker or web process it started
-is stopped after it, whatever happened.
+The private PostgreSQL, Redis and RabbitMQ start on first use, each on a loopback port that is
+free at run time, with their files in one private temporary folder, and stop at the end of the
+session; nothing here touches the machine's shared services, and any number of sessions run side
+by side. ``DISPATCHER_FAULT_PORT_OFFSET=N`` pins the ports instead (5440, 6390, 5690/25690 plus
+N), for someone who wants to find the servers. Each test gets a fresh database and an emptied
+broker, and every worker or web process it started is stopped after it, whatever happened.
 """
 
 from __future__ import annotations
@@ -26,8 +27,16 @@ from .harness import Dispatcher, FaultData, Web, Worker
 from .services import PrivatePostgres, PrivateRabbitMQ, PrivateRedis
 
 _counter = itertools.count(1)
-#: Added to every private service's port, so two fault sessions can run side by side.
-PORT_OFFSET = int(os.environ.get("DISPATCHER_FAULT_PORT_OFFSET", "0"))
+#: Set: every private service's fixed port plus this offset; unset: free ports chosen at run time.
+_OFFSET = os.environ.get("DISPATCHER_FAULT_PORT_OFFSET", "").strip()
+PORT_OFFSET: int | None = int(_OFFSET) if _OFFSET else None
+
+
+def pinned(base: int) -> int | None:
+    """``base + DISPATCHER_FAULT_PORT_OFFSET`` when the offset is set, else None (a free port)."""
+    return None if PORT_OFFSET is None else base + PORT_OFFSET
+
+
 #: Every private service this session started (to restart one a failed test left down).
 _started: list[PrivatePostgres | PrivateRedis | PrivateRabbitMQ] = []
 
@@ -44,7 +53,7 @@ def fault_root() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def postgres(fault_root: Path) -> Iterator[PrivatePostgres]:
     """The private PostgreSQL cluster (running at the start of every test that uses it)."""
-    server = PrivatePostgres(fault_root / "postgres", port=5440 + PORT_OFFSET)
+    server = PrivatePostgres(fault_root / "postgres", port=pinned(5440))
     server.start()
     _started.append(server)
     yield server
@@ -54,7 +63,7 @@ def postgres(fault_root: Path) -> Iterator[PrivatePostgres]:
 @pytest.fixture(scope="session")
 def redis_server(fault_root: Path) -> Iterator[PrivateRedis]:
     """The private Redis (append-only file, fsync on every write)."""
-    server = PrivateRedis(fault_root / "redis", port=6390 + PORT_OFFSET)
+    server = PrivateRedis(fault_root / "redis", port=pinned(6390))
     server.start()
     _started.append(server)
     yield server
@@ -66,9 +75,8 @@ def rabbitmq(fault_root: Path) -> Iterator[PrivateRabbitMQ]:
     """The private RabbitMQ node."""
     server = PrivateRabbitMQ(
         fault_root / "rabbitmq",
-        port=5690 + PORT_OFFSET,
-        dist_port=25690 + PORT_OFFSET,
-        node=f"dispfault{PORT_OFFSET or ''}",
+        port=pinned(5690),
+        dist_port=pinned(25690),
     )
     server.start()
     _started.append(server)

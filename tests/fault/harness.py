@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from pacifica.dispatcher_proxymod import states, store
 from pacifica.dispatcher_proxymod.settings import Settings, load_settings
 from pacifica.dispatcher_proxymod.states import TaskStatus
 
-from .services import wait_until
+from .services import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_DATA = ROOT / "examples" / "data"
@@ -346,13 +345,6 @@ class _suppress_lookup:
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> bool:
         return kind is not None and issubclass(kind, ProcessLookupError | PermissionError)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # --------------------------------------------------------------------------- HTTP

@@ -1,8 +1,10 @@
 """Private PostgreSQL, Redis and RabbitMQ instances that a fault test may stop, crash and restart.
 
 The machine's own services (PostgreSQL 5432, Redis 6379, RabbitMQ 5672) are shared with other
-work and are never touched: each class here runs its own server on another loopback port, with
-its files in a temporary folder, and stops only the processes it started.
+work and are never touched: each class here runs its own server on a loopback port of its own
+(free at run time unless the caller names one), with its files in a temporary folder, and stops
+only the processes it started. A port, once chosen, is kept across restarts (the dispatcher under
+test holds the URL); a port taken before the first start is replaced by another free one.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -60,10 +63,48 @@ def port_is_open(port: int, host: str = "127.0.0.1") -> bool:
         return probe.connect_ex((host, port)) == 0
 
 
-def require_free_port(port: int, who: str) -> None:
-    """Fail fast (instead of talking to someone else's server) when ``port`` is taken."""
-    if port_is_open(port):
-        raise ServiceError(who, f"port {port} on 127.0.0.1 is already in use")
+def free_port(low: int | None = None, high: int | None = None) -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now.
+
+    Without bounds the kernel picks one; with bounds, a random free one in ``[low, high]`` (for a
+    server that derives further ports from it, such as RabbitMQ's CLI ports at +10000).
+    """
+    if low is None or high is None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            return int(probe.getsockname()[1])
+    for _ in range(200):
+        port = random.randint(low, high)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise ServiceError("free port", f"no free port in {low}-{high} after 200 tries")
+
+
+class PortChoice:
+    """A service's port: the one asked for (kept, a taken one fails), or a free one chosen now.
+
+    A chosen port that someone else takes before the first start is swapped for another; after
+    the first start it is kept, so a restarted server comes back where its clients expect it.
+    """
+
+    def __init__(self, asked: int | None, low: int | None = None, high: int | None = None) -> None:
+        self.asked = asked
+        self.low, self.high = low, high
+        self.port = asked if asked is not None else free_port(low, high)
+        self.started = False
+
+    def before_start(self, who: str) -> int:
+        """The port to start on: a fresh free one if ours was taken before the first start."""
+        if port_is_open(self.port):
+            if self.asked is not None or self.started:
+                raise ServiceError(who, f"port {self.port} on 127.0.0.1 is already in use")
+            self.port = free_port(self.low, self.high)
+        self.started = True
+        return self.port
 
 
 def _run(
@@ -92,11 +133,16 @@ def _stop_process(process: subprocess.Popen[bytes], sig: int) -> None:
 class PrivateRedis:
     """A redis-server on its own port with an append-only file (``appendfsync always``)."""
 
-    def __init__(self, root: Path, port: int = 6390) -> None:
+    def __init__(self, root: Path, port: int | None = None) -> None:
         self.root = root
-        self.port = port
+        self._port = PortChoice(port)
         self.process: subprocess.Popen[bytes] | None = None
         root.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def port(self) -> int:
+        """The server's port."""
+        return self._port.port
 
     @property
     def url(self) -> str:
@@ -109,7 +155,7 @@ class PrivateRedis:
 
     def start(self) -> None:
         """Start the server and wait until it answers PING."""
-        require_free_port(self.port, "private redis")
+        self._port.before_start("private redis")
         command = [
             "redis-server",
             "--bind",
@@ -170,12 +216,17 @@ class PrivateRabbitMQ:
     """A RabbitMQ node of its own (name, ports, cookie, Mnesia and log folders)."""
 
     def __init__(
-        self, root: Path, port: int = 5690, dist_port: int = 25690, node: str = "dispfault"
+        self,
+        root: Path,
+        port: int | None = None,
+        dist_port: int | None = None,
+        node: str | None = None,
     ) -> None:
         self.root = root
-        self.port = port
-        self.dist_port = dist_port
-        self.node = f"{node}@localhost"
+        self._port = PortChoice(port)
+        # rabbitmqctl talks from ports dist_port + 10000 .. + 10010: keep those below 65536
+        self._dist_port = PortChoice(dist_port, 20000, 29999)
+        self._node_name = node
         self.process: subprocess.Popen[bytes] | None = None
         home = root / "home"
         home.mkdir(parents=True, exist_ok=True)
@@ -185,9 +236,21 @@ class PrivateRabbitMQ:
             cookie.chmod(0o400)
         (root / "enabled_plugins").write_text("[].\n")
         (root / "rabbitmq-env.conf").write_text("")
-        (root / "rabbitmq.conf").write_text(
-            f"listeners.tcp.default = 127.0.0.1:{port}\nloopback_users = none\n"
-        )
+
+    @property
+    def port(self) -> int:
+        """The AMQP port."""
+        return self._port.port
+
+    @property
+    def dist_port(self) -> int:
+        """The Erlang distribution port."""
+        return self._dist_port.port
+
+    @property
+    def node(self) -> str:
+        """The node name (unique per AMQP port unless named: nodes share the machine's epmd)."""
+        return f"{self._node_name or f'dispfault{self.port}'}@localhost"
 
     @property
     def url(self) -> str:
@@ -219,8 +282,11 @@ class PrivateRabbitMQ:
 
     def start(self) -> None:
         """Start the node and wait until it accepts AMQP connections."""
-        require_free_port(self.port, "private rabbitmq")
-        require_free_port(self.dist_port, "private rabbitmq (distribution)")
+        self._port.before_start("private rabbitmq")
+        self._dist_port.before_start("private rabbitmq (distribution)")
+        (self.root / "rabbitmq.conf").write_text(
+            f"listeners.tcp.default = 127.0.0.1:{self.port}\nloopback_users = none\n"
+        )
         with (self.root / "server.log").open("ab") as log:
             self.process = subprocess.Popen(
                 [str(RABBITMQ_SBIN / "rabbitmq-server")],
@@ -284,9 +350,9 @@ class PrivateRabbitMQ:
 class PrivatePostgres:
     """A PostgreSQL cluster of its own (initdb as user postgres) on another port."""
 
-    def __init__(self, root: Path, port: int = 5440) -> None:
+    def __init__(self, root: Path, port: int | None = None) -> None:
         self.root = root
-        self.port = port
+        self._port = PortChoice(port)
         self.data = root / "data"
         self.sockets = root / "sockets"
         self.running = False
@@ -313,6 +379,11 @@ class PrivatePostgres:
                 "initdb",
             )
 
+    @property
+    def port(self) -> int:
+        """The server's port."""
+        return self._port.port
+
     @staticmethod
     def _as_postgres(command: list[str], what: str) -> str:
         return _run(["runuser", "-u", "postgres", "--", *command], what)
@@ -323,7 +394,7 @@ class PrivatePostgres:
 
     def start(self) -> None:
         """Start the cluster and wait until it accepts connections."""
-        require_free_port(self.port, "private postgresql")
+        self._port.before_start("private postgresql")
         options = (
             f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 "
             "-c fsync=off -c max_connections=300"

@@ -1,7 +1,8 @@
 """Fixtures for the integration tests: the real Pacifica stack, and our service running against it.
 
 The stack is the one ``tests/integration/stack/pacifica_stack.py up`` runs (endpoints in its
-``stack.json``). Without it the tests are skipped with the reason, except under ``CI=true`` with
+``stack.json``), probed before use and started when CI needs it (tests/pacifica_stack_finder.py).
+Without it the tests are skipped with the reason, except under ``CI=true`` with
 ``DISPATCHER_INTEGRATION=1``, where that is a failure.
 
 The service is the real thing: the web app over HTTP on 127.0.0.1 and a Celery worker in its
@@ -34,6 +35,7 @@ from typing import Any
 
 import pytest
 import requests
+from pacifica_stack_finder import find_stack
 
 from pacifica.dispatcher_proxymod import store
 from pacifica.dispatcher_proxymod.queue import create_celery_app
@@ -43,9 +45,6 @@ from pacifica.dispatcher_proxymod.web import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-STACK_ROOT = Path(
-    os.environ.get("DISPATCHER_PACIFICA_STACK_ROOT", "/tmp/dispatcher-pacifica-stack")
-)
 #: The TransactionKeyValue that ties an upload to one test run.
 RUN_KEY = "dispatcher_test.run"
 #: Upper bounds of the waits (generous: the machine is shared and loaded).
@@ -57,42 +56,10 @@ TASK_TIMEOUT = 300.0
 # --------------------------------------------------------------------------- the stack
 
 
-def strict_integration() -> bool:
-    """True in CI integration runs, where a missing stack is a failure, not a skip."""
-    return (
-        os.environ.get("CI", "").lower() == "true"
-        and os.environ.get("DISPATCHER_INTEGRATION") == "1"
-    )
-
-
-def stack_info() -> dict[str, Any]:
-    """The running stack's endpoints; skips (or fails, see above) naming what is missing."""
-    summary = STACK_ROOT / "stack.json"
-    start = "start it with: python3 tests/integration/stack/pacifica_stack.py up"
-    problem = ""
-    info: dict[str, Any] = {}
-    try:
-        info = json.loads(summary.read_text())
-        for name in ("notifications", "ingest", "cartd", "metadata", "policy"):
-            url = info["services"][name]
-            try:
-                requests.get(url, timeout=5)
-            except requests.RequestException as exc:
-                problem = f"Pacifica {name} at {url} does not answer ({exc}); {start}"
-                break
-    except (OSError, ValueError, KeyError) as exc:
-        problem = f"no Pacifica stack ({summary}: {exc}); {start}"
-    if problem:
-        if strict_integration():
-            pytest.fail(problem)
-        pytest.skip(problem)
-    return info
-
-
 @pytest.fixture(scope="session")
 def stack() -> dict[str, Any]:
-    """The stack's ``stack.json``, once it is known to answer."""
-    return stack_info()
+    """The stack's ``stack.json``, once it is known to answer (started if CI needs it)."""
+    return find_stack()
 
 
 def pacifica_cli_env(

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import requests
 from expected import expected_outputs
+from pacifica_stack_finder import STACK_ROOT
 
 from pacifica.dispatcher_proxymod.subscribe import (
     NotificationsClient,
@@ -34,7 +35,6 @@ from pacifica.dispatcher_proxymod.subscribe import (
 from .conftest import (
     EXAMPLES,
     RUN_KEY,
-    STACK_ROOT,
     Service,
     download_transaction,
     example_files,
