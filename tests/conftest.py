@@ -72,6 +72,7 @@ def open_store(settings: Settings) -> Iterator[Settings]:
     store.open_database(settings)
     with store.connection():
         store.Task.delete().execute()
+        store.TaskChart.delete().execute()
     yield settings
     store.close_database()
 

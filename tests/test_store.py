@@ -168,3 +168,17 @@ def test_processes_starting_together_create_the_table_once(settings: Settings) -
     outputs = [p.communicate(timeout=120)[0].strip() for p in starters]
     assert [p.returncode for p in starters] == [0, 0, 0, 0]
     assert outputs == ["True"] * 4
+
+
+def test_charts_are_kept_with_the_final_outcome(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    task = store.record_event(_event(example_event), TaskStatus.ACCEPTED).task
+    assert store.claim(task.id, "w", 60) is Claim.CLAIMED
+    big = {"model": "m", "config": "config_1", "series": [{"label": "x" * 70_000}]}
+    charts = [{"model": "m", "config": f"config_{n}", "series": []} for n in range(25)]
+    assert store.finish(task.id, "w", Outcome(TaskStatus.OK, charts=[big, *charts]))
+    kept = store.charts_of(task.id)
+    assert kept == [big, *charts]  # over 64 KiB in one row: LONGTEXT on MariaDB
+    other = store.record_event(_event(example_event, "other"), TaskStatus.ACCEPTED).task
+    assert store.charts_of(other.id) == []

@@ -162,6 +162,7 @@ def _outcome(result: HandlerResult) -> Outcome:
         result_transaction=delivery.transaction_id if delivery else None,
         error_type="ModelFailed" if result.failure else None,
         error_message=result.failure,
+        charts=[chart.to_json() for chart in result.charts],
     )
 
 

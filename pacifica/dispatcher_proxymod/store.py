@@ -122,6 +122,30 @@ class Task(peewee.Model):
         }
 
 
+class LongTextField(peewee.TextField):
+    """``TEXT``, but ``LONGTEXT`` on MySQL/MariaDB, whose ``TEXT`` holds 64 KiB only."""
+
+    def ddl_datatype(self, ctx: Any) -> Any:
+        types = ctx.state.field_types or {}
+        return peewee.SQL(types.get("LONGTEXT") or types.get("TEXT", "TEXT"))
+
+
+class TaskChart(peewee.Model):
+    """One chart of a task's output series (``charts.Chart`` as JSON, bounded in size).
+
+    Kept with the task so the web process draws it without a worker's disk.
+    """
+
+    task_id = peewee.CharField(max_length=36)
+    position = peewee.IntegerField()
+    chart_json = LongTextField()
+
+    class Meta:
+        database = database_proxy
+        table_name = "dispatcher_task_chart"
+        indexes = ((("task_id", "position"), True),)
+
+
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat(timespec="milliseconds") + "Z"
 
@@ -133,6 +157,10 @@ def event_key(source: str, event_id: str) -> str:
     digest.update(b"\0")
     digest.update(event_id.encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
+
+
+#: Every table of the store, created at start when missing.
+TABLES = (Task, TaskChart)
 
 
 def open_database(settings: Settings) -> peewee.Database:
@@ -151,19 +179,19 @@ def open_database(settings: Settings) -> peewee.Database:
             # count matched rows, so a claim or heartbeat in the same instant still counts
             client_flag=pymysql.constants.CLIENT.FOUND_ROWS,
             # microseconds, so "newest first" and heartbeats keep their order
-            field_types={"DATETIME": "DATETIME(6)"},
+            field_types={"DATETIME": "DATETIME(6)", "LONGTEXT": "LONGTEXT"},
         )
     else:
         database = connect_url(url)
     database_proxy.initialize(database)
     with database.connection_context():
         try:
-            database.create_tables([Task], safe=True)
+            database.create_tables(TABLES, safe=True)
         except peewee.DatabaseError:
             # another process (web and workers start together) may have won the race:
             # "IF NOT EXISTS" is not atomic on PostgreSQL
             database.rollback()
-            if not database.table_exists(Task._meta.table_name):
+            if not all(database.table_exists(table._meta.table_name) for table in TABLES):
                 raise
     return database
 
@@ -366,6 +394,7 @@ class Outcome:
     error_type: str | None = None
     error_message: str | None = None
     error_traceback: str | None = None
+    charts: Sequence[dict[str, Any]] = ()  #: ``charts.Chart.to_json()`` of each chart
 
 
 def finish(task_id: str, worker: str | None, outcome: Outcome) -> bool:
@@ -376,8 +405,8 @@ def finish(task_id: str, worker: str | None, outcome: Outcome) -> bool:
     condition = Task.id == task_id
     if worker is not None:
         condition &= Task.worker == worker
-    with connection():
-        return bool(
+    with connection(), database_proxy.atomic():
+        updated = bool(
             Task.update(
                 status=outcome.status.value,
                 models_json=json.dumps(list(outcome.models)),
@@ -393,6 +422,31 @@ def finish(task_id: str, worker: str | None, outcome: Outcome) -> bool:
             .where(condition)
             .execute()
         )
+        if updated:
+            _replace_charts(task_id, outcome.charts)
+        return updated
+
+
+def _replace_charts(task_id: str, charts: Sequence[dict[str, Any]]) -> None:
+    TaskChart.delete().where(TaskChart.task_id == task_id).execute()
+    rows = [
+        {"task_id": task_id, "position": position, "chart_json": json.dumps(chart)}
+        for position, chart in enumerate(charts)
+    ]
+    for start in range(0, len(rows), 20):  # bounded statements (each chart is up to ~1 MiB)
+        TaskChart.insert_many(rows[start : start + 20]).execute()
+
+
+@reconnecting
+def charts_of(task_id: str) -> list[dict[str, Any]]:
+    """The charts recorded for a task, in order (``charts.Chart.to_json()`` dicts)."""
+    with connection():
+        query = (
+            TaskChart.select(TaskChart.chart_json)
+            .where(TaskChart.task_id == task_id)
+            .order_by(TaskChart.position)
+        )
+        return [json.loads(row.chart_json) for row in query]
 
 
 def needing_requeue(

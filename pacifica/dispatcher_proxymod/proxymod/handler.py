@@ -7,6 +7,7 @@ Everything a task writes stays under its own work directory ``<work_dir>/<task i
     result/                  the tree that is uploaded
         config_<N>.ini       the configs with the values as given
         stdout.log stderr.log  what the models printed
+        plots/<model>__<config>.svg  a line chart of each model's output CSVs per config
         <out_dir>/...        what the models wrote
         manifest.json        provenance: event, inputs, models, configs, runs
 """
@@ -25,6 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .. import __version__
+from ..charts import Chart
 from ..errors import UnprocessableEvent
 from ..events import Event, FileEntry, Upload, parse_upload
 from ..paths import resolve_inside, safe_file_name, safe_relative_dir
@@ -32,6 +34,7 @@ from ..sandbox import ModelRun, run_model, sandbox_status
 from ..settings import Settings
 from ..transfer import Delivery, Transfer
 from ..transfer.base import open_regular_file
+from . import plots
 from .config import ProxymodConfig, parse_configs
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,7 @@ class HandlerResult:
     models: list[ModelRun] = field(default_factory=list)
     delivery: Delivery | None = None
     failure: str | None = None
+    charts: list[Chart] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -80,8 +84,10 @@ def handle(event: Event, task_id: str, settings: Settings, transfer: Transfer) -
         local = transfer.download(event, upload, wanted, files_dir)
         ini_paths = _write_configs(configs, files_dir, run_dir, result_dir)
         result = HandlerResult()
+        written: list[plots.ModelOutputs] = []
         for entry in selection.models:
             _guard_result_dir(result_dir)
+            before = plots.snapshot(result_dir)
             run = run_model(
                 local[entry],
                 ini_paths,
@@ -91,6 +97,10 @@ def handle(event: Event, task_id: str, settings: Settings, transfer: Transfer) -
                 settings,
             )
             result.models.append(run)
+            _guard_result_dir(result_dir)
+            written.append(
+                plots.ModelOutputs(run.model, plots.changed(before, plots.snapshot(result_dir)))
+            )
         failures = [
             run.reason or f"model {run.model}: failed"
             for run in result.models
@@ -98,6 +108,8 @@ def handle(event: Event, task_id: str, settings: Settings, transfer: Transfer) -
         ]
         result.failure = "; ".join(failures) or None
         _guard_result_dir(result_dir)
+        result.charts = plots.collect(result_dir, configs, written)
+        plots.write_plots(result_dir, result.charts)
         _write_manifest(
             result_dir,
             files_dir,
