@@ -14,6 +14,7 @@ import sys
 import cherrypy
 
 from .cli import main
+from .logconfig import configure as configure_logging
 from .queue import create_celery_app
 from .settings import load_settings
 from .store import Task as ReceiveTaskModel
@@ -26,6 +27,7 @@ celery_app = create_celery_app()
 
 def _build_application() -> cherrypy.Application:
     settings = load_settings()
+    configure_logging(settings)
     return create_app(settings, create_celery_app(settings))
 
 

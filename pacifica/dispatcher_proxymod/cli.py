@@ -24,6 +24,8 @@ from pathlib import Path
 import cherrypy
 
 from .errors import DispatcherError
+from .logconfig import configure as configure_logging
+from .logconfig import task_context
 from .settings import Settings, environment_for, load_settings
 from .subscribe import add_subscribe_arguments, run_subscribe
 
@@ -85,11 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["worker"]:  # everything after "worker" belongs to celery
         argv, celery_args = argv[:1], argv[1:]
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     try:
         settings = load_settings()
+        configure_logging(settings)
         if args.command == "worker":
             return run_worker(settings, celery_args)
         if args.command == "standalone":
@@ -123,7 +123,8 @@ def serve(settings: Settings, host: str, port: int, cp_config: str | None = None
             "server.socket_queue_size": 128,
             "engine.autoreload.on": False,
             "checker.on": False,
-            "log.screen": True,
+            # CherryPy's records go to the root handler of logconfig (text or JSON)
+            "log.screen": False,
         }
     )
     if cp_config:
@@ -163,7 +164,9 @@ def run_worker(settings: Settings, celery_args: Sequence[str]) -> int:
     from .queue import create_celery_app
 
     app = create_celery_app(settings)
-    argv = ["worker", *celery_args]
+    # Celery's banner is plain text on stdout: not in a JSON log
+    argv = ["--quiet"] if settings.log_format == "json" else []
+    argv += ["worker", *celery_args]
     if not any(arg.startswith(("-l", "--loglevel")) for arg in celery_args):
         argv += ["--loglevel", "INFO"]
     app.worker_main(argv)
@@ -228,7 +231,9 @@ def run_process(settings: Settings, args: argparse.Namespace) -> int:
         event = parse_http({"Content-Type": "application/json"}, body)
         if match(event, settings) is None:
             raise UnprocessableEvent(explain_mismatch(event, settings) or ["no route matches"])
-        result = handle(event, str(uuid.uuid4()), settings, make_transfer(settings))
+        task_id = str(uuid.uuid4())
+        with task_context(task_id, event.id):
+            result = handle(event, task_id, settings, make_transfer(settings))
     except (InvalidEvent, UnprocessableEvent) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3

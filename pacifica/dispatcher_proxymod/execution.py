@@ -21,10 +21,11 @@ import peewee
 from . import store
 from .errors import TransferError, UnprocessableEvent
 from .events import Event
+from .logconfig import set_event_id
 from .proxymod.handler import HandlerResult, handle
 from .routing import explain_mismatch, match
 from .settings import Settings
-from .states import TaskStatus
+from .states import TaskState, TaskStatus
 from .store import Claim, Outcome
 from .transfer import Transfer
 
@@ -88,12 +89,22 @@ def execute(settings: Settings, task_id: str, transfer: Transfer) -> Execution:
         return Execution("busy", countdown=settings.stale_after_seconds)
     task = store.get_task(task_id)
     assert task is not None
+    set_event_id(task.event_id)
+    log.info("task %s started: attempt %d on %s", task_id, task.attempts, worker)
     outcome = _run(settings, task, worker, transfer)
     if isinstance(outcome, Execution):
         return outcome
     _record_outcome(settings, task_id, worker, outcome)
-    log.info("task %s ended: %s", task_id, outcome.status.value)
+    log_end(task_id, outcome.status, outcome.error_message)
     return Execution("done", status=outcome.status, reason=outcome.error_message)
+
+
+def log_end(task_id: str, status: TaskStatus, reason: str | None) -> None:
+    """The line that ends a task: its state in words, its status, and why."""
+    state = status.state
+    level = logging.INFO if state is TaskState.SUCCEEDED else logging.WARNING
+    because = f": {reason}" if reason else ""
+    log.log(level, "task %s ended %s (%s)%s", task_id, state.value, status.value, because)
 
 
 def _record_outcome(settings: Settings, task_id: str, worker: str, outcome: Outcome) -> None:

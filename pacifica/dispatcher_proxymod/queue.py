@@ -18,7 +18,7 @@ from celery import Celery, signals
 from celery import Task as CeleryTask
 from kombu.entity import Queue
 
-from . import store
+from . import logconfig, store
 from .execution import execute
 from .routing import prepare as prepare_route
 from .sandbox import sandbox_status
@@ -96,7 +96,12 @@ def create_celery_app(settings: Settings | None = None) -> Celery:
         if getattr(sender, "app", None) is app:
             start_worker_services(app)
 
+    def on_setup_logging(loglevel: Any = None, **_: Any) -> None:
+        # connected at all, this receiver stops Celery from configuring logging its own way
+        logconfig.configure(app.conf.dispatcher_settings, loglevel or logging.INFO)
+
     signals.worker_ready.connect(on_ready, weak=False)
+    signals.setup_logging.connect(on_setup_logging, weak=False)
     return app
 
 
@@ -117,14 +122,16 @@ def start_worker_services(app: Celery) -> RecoveryLoop:
 def receive(self: CeleryTask, task_id: str) -> str:
     """Celery task: run one recorded task; retry later when it is busy elsewhere or transient."""
     settings: Settings = self.app.conf.dispatcher_settings
-    _ensure_store(settings)
-    try:
-        result = execute(settings, task_id, make_transfer(settings))
-    finally:
-        store.close_database()
-    if result.state in ("busy", "retry"):
-        raise self.retry(countdown=result.countdown, max_retries=None)
-    return result.state
+    with logconfig.task_context(task_id):
+        _ensure_store(settings)
+        try:
+            result = execute(settings, task_id, make_transfer(settings))
+        finally:
+            store.close_database()
+        if result.state in ("busy", "retry"):
+            raise self.retry(countdown=result.countdown, max_retries=None)
+    # what became of the task in words ("succeeded", "failed", ...), not Celery's "done"
+    return result.status.state.value if result.status is not None else result.state
 
 
 _opened: dict[str, bool] = {}

@@ -21,6 +21,7 @@ from celery import Celery
 from .. import store
 from ..errors import InvalidEvent
 from ..events import parse_http
+from ..logconfig import task_context
 from ..queue import publish
 from ..routing import ROUTE_NAME, quick_mismatch
 from ..settings import Settings
@@ -87,8 +88,14 @@ class Receiver:
             cherrypy.response.headers["Retry-After"] = "5"
             return error(503, "DatabaseUnavailable", "the task store cannot record events now")
         task = recorded.task
-        if recorded.created and not reasons:
-            publish(self.celery_app, task.id)
+        with task_context(task.id, event.id):
+            if recorded.created and not reasons:
+                publish(self.celery_app, task.id)
+                log.info("task %s recorded and queued", task.id)
+            elif recorded.created:
+                log.info("task %s rejected: %s", task.id, "; ".join(reasons))
+            else:
+                log.info("task %s: repeated delivery, not run again", task.id)
         cherrypy.response.status = 202 if recorded.created else 200
         cherrypy.response.headers["Location"] = f"/get/{task.id}"
         return json_body(
