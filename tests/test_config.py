@@ -150,7 +150,7 @@ def test_direct_construction_is_validated() -> None:
         ProxymodConfig(0, {"PROJECT": {"runtime": "1e3", "failure": "0"}})
     problems = caught.value.problems
     assert any("config number 0" in problem for problem in problems)
-    assert any("no OUTPUTS section" in problem for problem in problems)
+    assert any(problem.startswith("`proxymod.config_0.OUTPUTS`: missing") for problem in problems)
     assert any("runtime" in problem and "'1e3'" in problem for problem in problems)
 
 
@@ -177,14 +177,24 @@ def test_direct_construction_is_validated() -> None:
 def test_configs_count_must_be_a_bounded_positive_integer(count: str, fragment: str) -> None:
     key_values = event_values(1) | {"proxymod.configs_count": count}
     problems = problems_of(key_values)
-    assert problems[0].startswith("proxymod.configs_count = ")
+    assert problems[0].startswith("`proxymod.configs_count`: ")
     assert fragment in problems[0]
 
 
 def test_configs_count_missing() -> None:
     key_values = event_values(1)
     del key_values["proxymod.configs_count"]
-    assert_one_problem(key_values, "proxymod.configs_count is missing")
+    assert_one_problem(key_values, "`proxymod.configs_count`: missing (the number of configs")
+
+
+def test_misspelt_count_is_named_with_its_correction() -> None:
+    key_values = event_values(1)
+    key_values["proxymod.config_count"] = key_values.pop("proxymod.configs_count")
+    assert problems_of(key_values) == [
+        "`proxymod.configs_count`: missing (the number of configs, 1 to 10); "
+        "`proxymod.config_count` is given: is it misspelt?",
+        "`proxymod.config_count`: unknown proxymod key; did you mean `proxymod.configs_count`?",
+    ]
 
 
 def test_invalid_count_still_reports_problems_inside_configs() -> None:
@@ -195,14 +205,14 @@ def test_invalid_count_still_reports_problems_inside_configs() -> None:
     problems = problems_of(key_values)
     assert len(problems) == 2
     assert "configs_count" in problems[0]
-    assert problems[1] == "proxymod.config_2.PROJECT.failure = 'yes': must be 0 or 1"
+    assert problems[1] == "`proxymod.config_2.PROJECT.failure`: must be 0 or 1 (given 'yes')"
 
 
 def test_configs_above_max_are_rejected_even_without_a_count() -> None:
     key_values = event_values(1) | config_values(11)
     del key_values["proxymod.configs_count"]
     problems = problems_of(key_values)
-    assert "proxymod.config_11 is above the limit of 10 configs" in problems
+    assert "`proxymod.config_11`: above the limit of 10 configs" in problems
 
 
 # --- which configs are present ---------------------------------------------------------------
@@ -214,15 +224,19 @@ def test_missing_config_is_reported() -> None:
         for key, value in event_values(3).items()
         if not key.startswith("proxymod.config_2.")
     }
-    assert_one_problem(key_values, "proxymod.config_2 is missing (configs_count is 3)")
+    assert_one_problem(
+        key_values, "`proxymod.config_2`: missing (proxymod.configs_count is 3: configs 1 to 3)"
+    )
 
 
 def test_configs_beyond_count_are_rejected_not_passed_on() -> None:
     key_values = event_values(2) | config_values(3) | config_values(7)
     problems = problems_of(key_values)
     assert problems == [
-        "proxymod.config_3 is beyond configs_count 2",
-        "proxymod.config_7 is beyond configs_count 2",
+        "`proxymod.config_3`: beyond proxymod.configs_count 2 "
+        "(raise proxymod.configs_count to use it)",
+        "`proxymod.config_7`: beyond proxymod.configs_count 2 "
+        "(raise proxymod.configs_count to use it)",
     ]
 
 
@@ -236,17 +250,41 @@ def test_unknown_section_and_key() -> None:
         "proxymod.config_1.project.runtime": "3",
     }
     problems = problems_of(key_values)
-    assert "proxymod.config_1: unknown section 'EXTRA' (expected PROJECT, INPUTS, OUTPUTS)" in (
-        problems
+    assert problems == [
+        "`proxymod.config_1.EXTRA`: unknown section (sections are PROJECT, INPUTS, OUTPUTS)",
+        "`proxymod.config_1.project`: unknown section (sections are PROJECT, INPUTS, OUTPUTS)",
+        "`proxymod.config_1.PROJECT.speed`: unknown key (PROJECT takes runtime, failure)",
+    ]
+
+
+def test_misspelt_key_and_section_get_the_nearest_valid_name() -> None:
+    key_values = event_values(1)
+    key_values["proxymod.config_1.PROJECT.runtme"] = key_values.pop(
+        "proxymod.config_1.PROJECT.runtime"
     )
-    assert "proxymod.config_1: unknown section 'project' (expected PROJECT, INPUTS, OUTPUTS)" in (
-        problems
+    key_values["proxymod.config_1.OUTPUT.out_dir"] = key_values.pop(
+        "proxymod.config_1.OUTPUTS.out_dir"
     )
-    assert (
-        "proxymod.config_1.PROJECT: unknown key 'speed' (PROJECT takes runtime, failure)"
-        in problems
-    )
-    assert len(problems) == 3
+    key_values["proxymod.confg_2.PROJECT.runtime"] = "1"
+    assert problems_of(key_values) == [
+        "`proxymod.confg_2.PROJECT.runtime`: unknown proxymod key; "
+        "did you mean `proxymod.config_2.PROJECT.runtime`?",
+        "`proxymod.config_1.OUTPUT`: unknown section; did you mean `OUTPUTS`?",
+        "`proxymod.config_1.OUTPUTS`: missing (OUTPUTS needs out_dir); "
+        "`proxymod.config_1.OUTPUT` is given: is it misspelt?",
+        "`proxymod.config_1.PROJECT.runtme`: unknown key; did you mean `runtime`?",
+        "`proxymod.config_1.PROJECT.runtime`: missing (PROJECT needs runtime, failure); "
+        "`proxymod.config_1.PROJECT.runtme` is given: is it misspelt?",
+    ]
+
+
+def test_a_section_in_the_wrong_case_is_corrected() -> None:
+    key_values = event_values(1)
+    for key in [key for key in key_values if ".PROJECT." in key]:
+        key_values[key.replace(".PROJECT.", ".project.")] = key_values.pop(key)
+    problems = problems_of(key_values)
+    assert problems[0] == "`proxymod.config_1.project`: unknown section; did you mean `PROJECT`?"
+    assert "`proxymod.config_1.project` is given: is it misspelt?" in problems[1]
 
 
 @pytest.mark.parametrize("section", ["PROJECT", "OUTPUTS"])
@@ -256,22 +294,22 @@ def test_required_sections(section: str) -> None:
         for key, value in event_values(1).items()
         if not key.startswith(f"proxymod.config_1.{section}.")
     }
-    assert_one_problem(key_values, f"proxymod.config_1 has no {section} section")
+    assert_one_problem(key_values, f"`proxymod.config_1.{section}`: missing ({section} needs")
 
 
 @pytest.mark.parametrize(
     ("key", "missing"),
     [
-        ("proxymod.config_1.PROJECT.runtime", "PROJECT lacks runtime"),
-        ("proxymod.config_1.PROJECT.failure", "PROJECT lacks failure"),
-        ("proxymod.config_1.INPUTS.in_file_two", "INPUTS lacks in_file_two"),
-        ("proxymod.config_1.INPUTS.in_dir", "INPUTS lacks in_dir"),
+        ("proxymod.config_1.PROJECT.runtime", "PROJECT needs runtime, failure"),
+        ("proxymod.config_1.PROJECT.failure", "PROJECT needs runtime, failure"),
+        ("proxymod.config_1.INPUTS.in_file_two", "INPUTS needs in_dir, in_file_one, in_file_two"),
+        ("proxymod.config_1.INPUTS.in_dir", "INPUTS needs in_dir, in_file_one, in_file_two"),
     ],
 )
 def test_present_section_needs_all_its_keys(key: str, missing: str) -> None:
     key_values = event_values(1)
     del key_values[key]
-    assert_one_problem(key_values, missing)
+    assert assert_one_problem(key_values) == f"`{key}`: missing ({missing})"
 
 
 @pytest.mark.parametrize(
@@ -295,7 +333,7 @@ def test_present_section_needs_all_its_keys(key: str, missing: str) -> None:
 )
 def test_malformed_keys(key: str, fragment: str) -> None:
     problem = assert_one_problem(event_values(1) | {key: "1"}, fragment)
-    assert problem.startswith("key ")
+    assert problem.startswith(f"`{key}`: ")
 
 
 # --- values ----------------------------------------------------------------------------------
@@ -325,7 +363,8 @@ def test_malformed_keys(key: str, fragment: str) -> None:
 def test_runtime_must_be_a_plain_bounded_integer(runtime: str, fragment: str) -> None:
     key_values = event_values(1) | {"proxymod.config_1.PROJECT.runtime": runtime}
     problem = assert_one_problem(key_values, fragment)
-    assert problem.startswith("proxymod.config_1.PROJECT.runtime = ")
+    assert problem.startswith("`proxymod.config_1.PROJECT.runtime`: ")
+    assert problem.endswith(f"(given {runtime!r})") or "characters)" in problem
 
 
 def test_eval_payload_is_never_run(tmp_path: Path) -> None:
@@ -365,7 +404,8 @@ def test_failure_must_be_zero_or_one(failure: str) -> None:
 def test_paths_must_stay_inside(key: str, value: str, fragment: str) -> None:
     full_key = f"proxymod.config_1.{key}"
     problem = assert_one_problem(event_values(1) | {full_key: value}, fragment)
-    assert problem.startswith(f"{full_key} = {value!r}: ")
+    assert problem.startswith(f"`{full_key}`: ")
+    assert problem.endswith(f" (given {value!r})")
 
 
 @pytest.mark.parametrize(
@@ -416,8 +456,8 @@ def test_non_text_values_are_problems_not_crashes() -> None:
     key_values["proxymod.config_1.PROJECT.runtime"] = 2
     key_values[3] = "x"
     problems = problems_of(key_values)
-    assert "proxymod.config_1.PROJECT.runtime = 2: must be text, not int" in problems
-    assert "key 3: must be text, not int" in problems
+    assert "`proxymod.config_1.PROJECT.runtime`: must be text, not int (given 2)" in problems
+    assert "`3`: a key must be text, not int" in problems
 
 
 # --- all at once -----------------------------------------------------------------------------
@@ -437,13 +477,13 @@ def test_every_problem_is_reported_at_once() -> None:
             del key_values[key]
     problems = problems_of(key_values)
     expected_fragments = [
-        "key 'proxymod.config_01.PROJECT.runtime'",
-        "proxymod.config_1.PROJECT.runtime = \"__import__('os')\"",
-        "proxymod.config_1.OUTPUTS.out_dir = '/etc': is an absolute path",
-        "proxymod.config_2.INPUTS: unknown key 'colour'",
-        "proxymod.config_2.INPUTS.in_dir = 'inputs\\n[PROJECT]\\nx=1'",
-        "proxymod.config_3 is missing",
-        "proxymod.config_4 is beyond configs_count 3",
+        "`proxymod.config_01.PROJECT.runtime`: config number '01'",
+        "`proxymod.config_1.PROJECT.runtime`: not a whole number",
+        "`proxymod.config_1.OUTPUTS.out_dir`: is an absolute path",
+        "`proxymod.config_2.INPUTS.colour`: unknown key",
+        "`proxymod.config_2.INPUTS.in_dir`: contains the forbidden character U+000A",
+        "`proxymod.config_3`: missing",
+        "`proxymod.config_4`: beyond proxymod.configs_count 3",
     ]
     assert len(problems) == len(expected_fragments), problems
     for fragment, problem in zip(expected_fragments, problems, strict=True):

@@ -185,9 +185,9 @@ def test_delivered_event_does_not_match_and_says_why() -> None:
         event = as_event(document)
     assert routing.match(event, DEFAULTS) is None
     reasons = routing.explain_mismatch(event, DEFAULTS)
-    assert "TransactionKeyValue proxymod.version is 1, not v0.0.1" in reasons
-    assert "no TransactionKeyValue proxymod.configs_count" in reasons
-    assert "no TransactionKeyValue proxymod.config_1.INPUTS.in_dir" in reasons
+    assert "`proxymod.version`: is 1 (expected v0.0.1)" in reasons
+    assert "`proxymod.configs_count`: missing TransactionKeyValue" in reasons
+    assert "`proxymod.config_1.INPUTS.in_dir`: missing TransactionKeyValue" in reasons
     assert not notifications_would_match(routing.load_proxymod_route().expression, event)
 
 
@@ -229,23 +229,26 @@ def set_top(field: str, value: Any) -> Any:
 
 
 MISSING_PIECES = {
-    "task": (drop_key("proxymod.task"), "no TransactionKeyValue proxymod.task = advance"),
+    "task": (
+        drop_key("proxymod.task"),
+        "`proxymod.task`: missing TransactionKeyValue (expected advance)",
+    ),
     "task value": (
         set_key("proxymod.task", "retreat"),
-        "TransactionKeyValue proxymod.task is retreat, not advance",
+        "`proxymod.task`: is retreat (expected advance)",
     ),
     "version": (
         set_key("proxymod.version", "v0.0.2"),
-        "TransactionKeyValue proxymod.version is v0.0.2, not v0.0.1",
+        "`proxymod.version`: is v0.0.2 (expected v0.0.1)",
     ),
     "configs_count": (
         drop_key("proxymod.configs_count"),
-        "no TransactionKeyValue proxymod.configs_count",
+        "`proxymod.configs_count`: missing TransactionKeyValue",
     ),
     **{
         key: (
             drop_key(f"proxymod.config_1.{key}"),
-            f"no TransactionKeyValue proxymod.config_1.{key}",
+            f"`proxymod.config_1.{key}`: missing TransactionKeyValue",
         )
         for key in (
             "PROJECT.runtime",
@@ -258,33 +261,39 @@ MISSING_PIECES = {
     },
     "input one mimetype": (
         set_file("in_file_one.csv", "mimetype", "text/plain"),
-        "no text/csv File named in_file_one.csv in subdir inputs/ (in_file_one of config_1)",
+        "`proxymod.config_1.INPUTS.in_file_one`: no text/csv File named in_file_one.csv "
+        "in subdir inputs/",
     ),
     "input two elsewhere": (
         set_file("in_file_two.csv", "subdir", "other"),
-        "no text/csv File named in_file_two.csv in subdir inputs/ (in_file_two of config_1)",
+        "`proxymod.config_1.INPUTS.in_file_two`: no text/csv File named in_file_two.csv "
+        "in subdir inputs/",
     ),
     "input one renamed": (
         set_key("proxymod.config_1.INPUTS.in_file_one", "absent.csv"),
-        "no text/csv File named absent.csv in subdir inputs/ (in_file_one of config_1)",
+        "`proxymod.config_1.INPUTS.in_file_one`: no text/csv File named absent.csv "
+        "in subdir inputs/",
     ),
-    "models elsewhere": (set_models("subdir", "code"), "no text/x-python File in subdir models/"),
+    "models elsewhere": (
+        set_models("subdir", "code"),
+        "`models/`: no text/x-python File in subdir models/",
+    ),
     "models mimetype": (
         set_models("mimetype", "text/plain"),
-        "no text/x-python File in subdir models/",
+        "`models/`: no text/x-python File in subdir models/",
     ),
     "orm event": (
         set_top("eventType", "org.pacifica.metadata.orm"),
-        "eventType is org.pacifica.metadata.orm, not org.pacifica.metadata.ingest",
+        "`eventType`: is org.pacifica.metadata.orm (expected org.pacifica.metadata.ingest)",
     ),
     "other source": (
         set_top("source", "http://elsewhere.example/transactions?_id=1"),
-        "source http://elsewhere.example/transactions?_id=1 is not accepted (accepted: "
+        "`source`: http://elsewhere.example/transactions?_id=1 is not accepted (accepted: "
         "/pacifica/metadata/ingest, http://metadata.pacifica.org/transactions?_id=)",
     ),
     "data not a list": (
         set_top("data", {"destinationTable": "Files"}),
-        "data is not a list of Pacifica metadata entries",
+        "`data`: is not a list of Pacifica metadata entries",
     ),
 }
 
@@ -311,10 +320,10 @@ def test_orm_event_lists_only_its_own_reasons() -> None:
     event = as_event(document)
     assert routing.match(event, DEFAULTS) is None
     assert routing.explain_mismatch(event, DEFAULTS) == [
-        "eventType is org.pacifica.metadata.orm, not org.pacifica.metadata.ingest",
-        "source http://metadata.pacifica.org/users?_id=10 is not accepted (accepted: "
+        "`eventType`: is org.pacifica.metadata.orm (expected org.pacifica.metadata.ingest)",
+        "`source`: http://metadata.pacifica.org/users?_id=10 is not accepted (accepted: "
         "/pacifica/metadata/ingest, http://metadata.pacifica.org/transactions?_id=)",
-        "data is not a list of Pacifica metadata entries",
+        "`data`: is not a list of Pacifica metadata entries",
     ]
 
 
@@ -428,7 +437,7 @@ def test_data_as_an_object_is_refused_although_jsonpath2_walks_into_it() -> None
     assert notifications_would_match(routing.load_proxymod_route().expression, event)
     assert routing.match(event, DEFAULTS) is None
     assert routing.explain_mismatch(event, DEFAULTS) == [
-        "data is not a list of Pacifica metadata entries"
+        "`data`: is not a list of Pacifica metadata entries"
     ]
 
 
@@ -532,3 +541,15 @@ def test_broad_check_agrees_with_jsonpath2(document: dict[str, Any]) -> None:
         return
     if isinstance(event.data, list):
         assert routing.asks_for_proxymod(event, DEFAULTS) is expected
+
+
+def test_a_missing_required_key_names_its_misspelling() -> None:
+    document = proxymod_document()
+    entry_for_key(document, "proxymod.config_1.PROJECT.runtime")["key"] = (
+        "proxymod.config_1.PROJECT.runtme"
+    )
+    reasons = routing.explain_mismatch(as_event(document), DEFAULTS)
+    assert reasons == [
+        "`proxymod.config_1.PROJECT.runtime`: missing TransactionKeyValue; "
+        "`proxymod.config_1.PROJECT.runtme` is given: is it misspelt?"
+    ]

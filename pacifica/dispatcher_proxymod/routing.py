@@ -42,6 +42,8 @@ from jsonpath2.path import Path
 
 from .errors import SettingsError
 from .events import INGEST_EVENT_TYPE, Event
+from .problems import Problem, nearest, shown
+from .proxymod.config import SCHEMA
 from .settings import Settings
 
 LOGGER = logging.getLogger(__name__)
@@ -81,6 +83,8 @@ _INPUT_FILE_KEYS: Final = (
     "proxymod.config_1.INPUTS.in_file_two",
 )
 _SOURCE_SETTING: Final = "DISPATCHER_ACCEPTED_SOURCES"
+#: The reason when the Python checks find nothing but jsonpath2 still does not match.
+NO_MATCH: Final = "the event does not match the proxymod expression"
 _ANY_SOURCE: Final = "*"
 
 
@@ -159,10 +163,10 @@ def quick_mismatch(event: Event, settings: Settings) -> list[str]:
     :func:`match` in full. The property tests hold both to the same answer.
     """
     try:
-        return list(_reasons(event, settings.accepted_sources))
+        return [str(problem) for _, problem in _reasons(event, settings.accepted_sources)]
     except Exception:  # explaining must never turn a 422 into a crash
         LOGGER.warning("checking event %r raised; treated as no match", event.id, exc_info=True)
-        return ["the event does not match the proxymod expression"]
+        return [NO_MATCH]
 
 
 def source_accepted(source: str, accepted: tuple[str, ...]) -> bool:
@@ -181,13 +185,9 @@ def source_accepted(source: str, accepted: tuple[str, ...]) -> bool:
 
 def explain_mismatch(event: Event, settings: Settings) -> list[str]:
     """Human reasons why ``event`` does not match the proxymod route (empty if it does)."""
-    try:
-        reasons = list(_reasons(event, settings.accepted_sources))
-    except Exception:  # explaining must never turn a 422 into a crash
-        LOGGER.warning("explaining event %r raised", event.id, exc_info=True)
-        reasons = []
+    reasons = [str(problem) for _, problem in mismatch_problems(event, settings)]
     if not reasons and match(event, settings) is None:
-        reasons.append("the event does not match the proxymod expression")
+        reasons.append(NO_MATCH)
     return reasons
 
 
@@ -259,44 +259,82 @@ def _matches(expression: str, document: dict[str, Any]) -> bool:
 # --------------------------------------------------------------------------- explanations
 
 
-def _reasons(event: Event, accepted: tuple[str, ...]) -> Iterator[str]:
+#: The kinds of requirement a :class:`Problem` of :func:`mismatch_problems` is about.
+EVENT, KEY, FILE = "event", "key", "file"
+
+
+def mismatch_problems(event: Event, settings: Settings) -> list[tuple[str, Problem]]:
+    """What ``event`` misses of the route's requirements, each with its kind (EVENT, KEY, FILE).
+
+    The kind lets :mod:`.proxymod.validate` drop what the configs' own checks say better.
+    Never raises on odd events.
+    """
+    try:
+        return list(_reasons(event, settings.accepted_sources))
+    except Exception:  # explaining must never turn a 422 into a crash
+        LOGGER.warning("explaining event %r raised", event.id, exc_info=True)
+        return []
+
+
+def _reasons(event: Event, accepted: tuple[str, ...]) -> Iterator[tuple[str, Problem]]:
     """Each requirement of the expression that ``event`` misses, in words."""
     if event.type != INGEST_EVENT_TYPE:
-        yield f"eventType is {event.type}, not {INGEST_EVENT_TYPE}"
+        yield EVENT, Problem("eventType", f"is {event.type}", f"expected {INGEST_EVENT_TYPE}")
     if not source_accepted(event.source, accepted):
-        yield f"source {event.source} is not accepted (accepted: {', '.join(accepted)})"
+        yield (
+            EVENT,
+            Problem(
+                "source", f"{event.source} is not accepted", f"accepted: {', '.join(accepted)}"
+            ),
+        )
     if not event.id:
-        yield "the event has no eventID"
+        yield EVENT, Problem("eventID", "missing")
     data = event.data
     if not isinstance(data, list):
-        yield "data is not a list of Pacifica metadata entries"
+        yield EVENT, Problem("data", "is not a list of Pacifica metadata entries")
         return
     entries = [entry for entry in data if isinstance(entry, dict)]
     values = _key_values(entries)
+    given = [key for key in values if key.startswith(PROXYMOD_KEY_PREFIX)]
     for key, wanted in REQUIRED_KEY_VALUES.items():
         found = values.get(key, [])
+        expected = f"expected {wanted}" if wanted is not None else None
         if not found:
-            yield (
-                f"no TransactionKeyValue {key} = {wanted}"
-                if wanted is not None
-                else f"no TransactionKeyValue {key}"
-            )
+            typo = nearest(key, [name for name in given if not _known_key(name)])
+            note = None if typo is None else f"{shown(typo)} is given: is it misspelt?"
+            yield KEY, Problem(key, "missing TransactionKeyValue", expected, note=note)
         elif wanted is not None and wanted not in found:
-            yield f"TransactionKeyValue {key} is {_shown(found)}, not {wanted}"
+            yield KEY, Problem(key, f"is {_shown(found)}", expected)
     files = [entry for entry in entries if entry.get("destinationTable") == "Files"]
     in_dirs = values.get(_IN_DIR_KEY, [])
     for key in _INPUT_FILE_KEYS:
         names = values.get(key, [])
         if names and in_dirs and not _has_input(files, names, in_dirs):
             yield (
-                f"no {INPUT_MIMETYPE} File named {_shown(names)} in subdir {_shown(in_dirs)} "
-                f"({key.rsplit('.', 1)[-1]} of config_1)"
+                FILE,
+                Problem(
+                    key,
+                    f"no {INPUT_MIMETYPE} File named {_shown(names)} in subdir {_shown(in_dirs)}",
+                ),
             )
     if not any(
         entry.get("mimetype") == MODEL_MIMETYPE and entry.get("subdir") in MODEL_SUBDIRS
         for entry in files
     ):
-        yield f"no {MODEL_MIMETYPE} File in subdir models/"
+        yield FILE, Problem("models/", f"no {MODEL_MIMETYPE} File in subdir models/")
+
+
+def _known_key(key: str) -> bool:
+    """Whether ``key`` is a valid proxymod key (so not a misspelling of another)."""
+    if key in REQUIRED_KEY_VALUES:
+        return True
+    parts = key.split(".")
+    return (
+        len(parts) == 4
+        and parts[1].startswith("config_")
+        and parts[1][len("config_") :].isdigit()
+        and parts[3] in SCHEMA.get(parts[2], ())
+    )
 
 
 def _key_values(entries: list[dict[str, Any]]) -> dict[str, list[Any]]:

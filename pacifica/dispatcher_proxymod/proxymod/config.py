@@ -37,6 +37,7 @@ from ..paths import (
     safe_file_name,
     safe_relative_dir,
 )
+from ..problems import Problem, nearest, shown, texts
 
 #: Every key this module reads starts with this.
 KEY_PREFIX = "proxymod."
@@ -137,7 +138,8 @@ class ProxymodConfig:
                 f"config sections must be a mapping, not {type(self.sections).__name__}"
             )
         else:
-            problems.extend(_config_problems(f"proxymod.config_{self.number}", self.sections))
+            found = _config_problems(f"proxymod.config_{self.number}", self.sections)
+            problems.extend(texts(found))
         if problems:
             raise ConfigError(_capped(problems))
         canonical = {
@@ -211,33 +213,56 @@ def parse_configs(key_values: Mapping[str, str], max_configs: int) -> list[Proxy
     Keys outside ``proxymod.*`` are ignored, as are ``proxymod.task`` and ``proxymod.version``.
     Raises ConfigError listing every problem found (at most MAX_PROBLEMS, then a count).
     """
+    grouped, problems = _grouped(key_values, max_configs)
+    if problems:
+        raise ConfigError(_capped(texts(problems)))
+    return [_build(number, grouped[number]) for number in sorted(grouped)]
+
+
+def config_problems(key_values: Mapping[str, str], max_configs: int) -> list[Problem]:
+    """Every problem :func:`parse_configs` would report, as :class:`Problem` s (uncapped)."""
+    return _grouped(key_values, max_configs)[1]
+
+
+def _grouped(
+    key_values: Mapping[str, str], max_configs: int
+) -> tuple[dict[int, dict[str, dict[str, object]]], list[Problem]]:
+    """The configs' values by number and section, and every problem with them."""
     if max_configs < 1:
         raise ValueError(f"max_configs must be at least 1, not {max_configs}")
-    problems: list[str] = []
+    problems: list[Problem] = []
+    #: full name a misspelt key or section probably meant -> the name given
+    given_for: dict[str, str] = {}
     count = _parse_count(key_values.get(COUNT_KEY), max_configs, problems)
     grouped: dict[int, dict[str, dict[str, object]]] = {}
     for key, value in key_values.items():
-        parsed = _parse_key(key, problems)
+        parsed = _parse_key(key, problems, given_for)
         if parsed is not None:
             number, section, name = parsed
             grouped.setdefault(number, {}).setdefault(section, {})[name] = value
+    if count is None and COUNT_KEY in given_for:
+        problems = [p for p in problems if p.where != COUNT_KEY]
+        what = f"the number of configs, 1 to {max_configs}"
+        problems.insert(0, _missing(COUNT_KEY, given_for, what))
 
     limit = max_configs if count is None else count
     expected = range(1, count + 1) if count is not None else range(0)
     for number in sorted(set(grouped) | set(expected)):
         prefix = f"proxymod.config_{number}"
         if number not in grouped:
-            problems.append(f"{prefix} is missing (configs_count is {count})")
+            problems.append(
+                _missing(prefix, given_for, f"{COUNT_KEY} is {count}: configs 1 to {count}")
+            )
         elif number > limit:
             if count is None:
-                problems.append(f"{prefix} is above the limit of {max_configs} configs")
+                problems.append(Problem(prefix, f"above the limit of {max_configs} configs"))
             else:
-                problems.append(f"{prefix} is beyond configs_count {count}")
+                problems.append(
+                    Problem(prefix, f"beyond {COUNT_KEY} {count}", f"raise {COUNT_KEY} to use it")
+                )
         else:
-            problems.extend(_config_problems(prefix, grouped[number]))
-    if problems:
-        raise ConfigError(_capped(problems))
-    return [_build(number, grouped[number]) for number in sorted(grouped)]
+            problems.extend(_config_problems(prefix, grouped[number], given_for))
+    return grouped, problems
 
 
 def _build(number: int, sections: Mapping[str, Mapping[str, object]]) -> ProxymodConfig:
@@ -255,120 +280,180 @@ def _capped(problems: list[str]) -> list[str]:
     return [*problems[:MAX_PROBLEMS], f"... and {len(problems) - MAX_PROBLEMS} more problems"]
 
 
-def _parse_count(value: object, max_configs: int, problems: list[str]) -> int | None:
+def _missing(where: str, given_for: Mapping[str, str], expected: str) -> Problem:
+    """``where`` is missing; say so, and name the misspelling of it that was given, if any."""
+    typo = given_for.get(where)
+    note = None if typo is None else f"{shown(typo)} is given: is it misspelt?"
+    return Problem(where, "missing", expected, note=note)
+
+
+def _parse_count(value: object, max_configs: int, problems: list[Problem]) -> int | None:
     """Return configs_count, or None after recording why it is unusable."""
+    expected = f"the number of configs, 1 to {max_configs}"
     if value is None:
-        problems.append(f"{COUNT_KEY} is missing")
+        problems.append(Problem(COUNT_KEY, "missing", expected))
         return None
-    where = f"{COUNT_KEY} = {quote(value)}"
     if not isinstance(value, str):
-        problems.append(f"{where}: must be text, not {type(value).__name__}")
+        problems.append(Problem(COUNT_KEY, f"must be text, not {type(value).__name__}"))
         return None
+    given = f"given {quote(value)}"
     if not _PLAIN_INTEGER.fullmatch(value):
         problems.append(
-            f"{where}: not a positive integer (ASCII digits only: no sign, point, exponent, "
-            "spaces or leading zeros)"
+            Problem(
+                COUNT_KEY,
+                "not a positive integer (ASCII digits only: no sign, point, exponent, "
+                "spaces or leading zeros)",
+                given,
+            )
         )
         return None
     if len(value) > _MAX_NUMBER_DIGITS or int(value) > max_configs:
-        problems.append(f"{where}: above the limit of {max_configs} configs")
+        problems.append(Problem(COUNT_KEY, f"above the limit of {max_configs} configs", given))
         return None
     if value == "0":
-        problems.append(f"{where}: must be at least 1")
+        problems.append(Problem(COUNT_KEY, "must be at least 1", given))
         return None
     return int(value)
 
 
-def _parse_key(key: object, problems: list[str]) -> tuple[int, str, str] | None:
+_CONFIG_FORM = "proxymod.config_<N>.<SECTION>.<key>"
+_KNOWN_KEYS = (COUNT_KEY, *sorted(IGNORED_KEYS))
+_NUMBERED = re.compile(r"([A-Za-z_]*?)_?([0-9]+)")
+
+
+def _parse_key(
+    key: object, problems: list[Problem], given_for: dict[str, str]
+) -> tuple[int, str, str] | None:
     """Split ``proxymod.config_<N>.<SECTION>.<key>``; None for keys that are not one."""
     if not isinstance(key, str):
-        problems.append(f"key {quote(key)}: must be text, not {type(key).__name__}")
+        problems.append(Problem(quote(key), f"a key must be text, not {type(key).__name__}"))
         return None
     if not key.startswith(KEY_PREFIX):
         if key.casefold().startswith(KEY_PREFIX):
-            problems.append(f"key {quote(key)}: write the prefix as {KEY_PREFIX!r} in lower case")
+            lowered = KEY_PREFIX + key[len(KEY_PREFIX) :]
+            problems.append(Problem(key, "write the prefix in lower case", suggestion=lowered))
+            given_for.setdefault(lowered, key)
         return None
     if key == COUNT_KEY or key in IGNORED_KEYS:
         return None
-    if not key.startswith(_CONFIG_KEY_PREFIX):
-        problems.append(
-            f"key {quote(key)}: unknown proxymod key (expected {COUNT_KEY} or "
-            "proxymod.config_<N>.<SECTION>.<key>)"
-        )
-        return None
     parts = key[len(_CONFIG_KEY_PREFIX) :].split(".")
     digits = parts[0]
+    if not key.startswith(_CONFIG_KEY_PREFIX) or (len(parts) == 1 and not digits.isdigit()):
+        problems.append(_unknown_key(key, given_for))  # proxymod.confg_1..., config_count...
+        return None
     if not _PLAIN_INTEGER.fullmatch(digits) or digits == "0":
         problems.append(
-            f"key {quote(key)}: config number {quote(digits)} is not a positive integer "
-            "without leading zeros"
+            Problem(
+                key,
+                f"config number {quote(digits)} is not a positive integer without leading zeros",
+                _CONFIG_FORM,
+            )
         )
         return None
     if len(digits) > _MAX_NUMBER_DIGITS:
-        problems.append(f"key {quote(key)}: config number is too large")
+        problems.append(Problem(key, "config number is too large"))
         return None
     if len(parts) != 3 or "" in parts:
         problems.append(
-            f"key {quote(key)}: malformed (expected proxymod.config_<N>.<SECTION>.<key>, "
-            f"with exactly three dots)"
+            Problem(key, "malformed", f"expected {_CONFIG_FORM}, with exactly three dots")
         )
         return None
     return int(digits), parts[1], parts[2]
 
 
-def _config_problems(prefix: str, sections: Mapping[str, object]) -> list[str]:
+def _unknown_key(key: str, given_for: dict[str, str]) -> Problem:
+    """A ``proxymod.`` key we do not know, with the valid key it probably meant."""
+    fixed = _corrected_key(key)
+    if fixed is None:
+        expected = f"expected {', '.join(_KNOWN_KEYS)} or {_CONFIG_FORM}"
+        return Problem(key, "unknown proxymod key", expected)
+    given_for.setdefault(fixed, key)
+    if fixed.count(".") == 3:  # the config it belongs to, should that config be missing
+        given_for.setdefault(fixed.rsplit(".", 2)[0], key)
+    return Problem(key, "unknown proxymod key", suggestion=fixed)
+
+
+def _corrected_key(key: str) -> str | None:
+    """The valid key ``key`` (a ``proxymod.`` key we do not know) probably meant, or None."""
+    rest = key[len(KEY_PREFIX) :]
+    head, dot, tail = rest.partition(".")
+    numbered = _NUMBERED.fullmatch(head)
+    if dot and numbered and nearest(numbered.group(1), ["config"]):
+        return f"{_CONFIG_KEY_PREFIX}{int(numbered.group(2))}.{tail}"
+    fixed = nearest(rest, [known[len(KEY_PREFIX) :] for known in _KNOWN_KEYS])
+    return KEY_PREFIX + fixed if fixed else None
+
+
+def _config_problems(
+    prefix: str, sections: Mapping[str, object], given_for: dict[str, str] | None = None
+) -> list[Problem]:
     """Every problem with one configuration's sections, keys and values."""
-    problems: list[str] = []
+    given_for = {} if given_for is None else given_for
+    problems: list[Problem] = []
     for section in sections:
         if section not in SCHEMA:
+            fixed = nearest(section, [name for name in SCHEMA if name not in sections])
             problems.append(
-                f"{prefix}: unknown section {quote(section)} (expected {', '.join(SCHEMA)})"
+                Problem(
+                    f"{prefix}.{section}",
+                    "unknown section",
+                    None if fixed else f"sections are {', '.join(SCHEMA)}",
+                    fixed,
+                )
             )
+            if fixed:
+                given_for.setdefault(f"{prefix}.{fixed}", f"{prefix}.{section}")
     for section in REQUIRED_SECTIONS:
         if section not in sections:
-            problems.append(f"{prefix} has no {section} section")
+            needs = f"{section} needs {', '.join(SCHEMA[section])}"
+            problems.append(_missing(f"{prefix}.{section}", given_for, needs))
     for section, allowed in SCHEMA.items():
         values = sections.get(section)
         if values is None:
             continue
+        where = f"{prefix}.{section}"
         if not isinstance(values, Mapping):
-            problems.append(f"{prefix}.{section} must be a mapping, not {type(values).__name__}")
+            problems.append(Problem(where, f"must be a mapping, not {type(values).__name__}"))
             continue
         for key in values:
             if key not in allowed:
+                fixed = nearest(key, [name for name in allowed if name not in values])
                 problems.append(
-                    f"{prefix}.{section}: unknown key {quote(key)} "
-                    f"({section} takes {', '.join(allowed)})"
+                    Problem(
+                        f"{where}.{key}",
+                        "unknown key",
+                        None if fixed else f"{section} takes {', '.join(allowed)}",
+                        fixed,
+                    )
                 )
-        missing = [key for key in allowed if key not in values]
-        if missing:
-            problems.append(
-                f"{prefix}.{section} lacks {', '.join(missing)} "
-                f"({section} needs {', '.join(allowed)})"
-            )
+                if fixed:
+                    given_for.setdefault(f"{where}.{fixed}", f"{where}.{key}")
+        for key in allowed:
+            if key not in values:
+                needs = f"{section} needs {', '.join(allowed)}"
+                problems.append(_missing(f"{where}.{key}", given_for, needs))
         for key in allowed:
             if key in values:
-                problem = _value_problem(f"{prefix}.{section}.{key}", key, values[key])
+                problem = _value_problem(f"{where}.{key}", key, values[key])
                 if problem is not None:
                     problems.append(problem)
     return problems
 
 
-def _value_problem(where: str, key: str, value: object) -> str | None:
+def _value_problem(where: str, key: str, value: object) -> Problem | None:
     """Check one value against the INI rules and its key's own rule."""
     problem = ini_value_problem(value)
-    if problem is not None:
-        return f"{where} = {quote(value)}: {problem}"
-    assert isinstance(value, str)  # ini_value_problem rejects everything else
-    if key == "runtime":
-        problem = _runtime_problem(value)
-    elif key == "failure":
-        problem = None if value in ("0", "1") else "must be 0 or 1"
-    elif key in ("in_dir", "out_dir"):
-        problem = _path_problem(lambda: safe_relative_dir(value, where))
-    else:
-        problem = _path_problem(lambda: safe_file_name(value, where))
-    return None if problem is None else f"{where} = {quote(value)}: {problem}"
+    if problem is None:
+        assert isinstance(value, str)  # ini_value_problem rejects everything else
+        if key == "runtime":
+            problem = _runtime_problem(value)
+        elif key == "failure":
+            problem = None if value in ("0", "1") else "must be 0 or 1"
+        elif key in ("in_dir", "out_dir"):
+            problem = _path_problem(lambda: safe_relative_dir(value, where))
+        else:
+            problem = _path_problem(lambda: safe_file_name(value, where))
+    return None if problem is None else Problem(where, problem, f"given {quote(value)}")
 
 
 def _runtime_problem(value: str) -> str | None:
@@ -396,6 +481,7 @@ __all__ = [
     "COUNT_KEY",
     "MAX_RUNTIME_SECONDS",
     "ProxymodConfig",
+    "config_problems",
     "ini_value_problem",
     "parse_configs",
     "render_ini",

@@ -22,26 +22,24 @@ import shutil
 import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from .. import __version__
 from ..charts import Chart
 from ..errors import UnprocessableEvent
 from ..events import Event, FileEntry, Upload, parse_upload
-from ..paths import resolve_inside, safe_file_name, safe_relative_dir
+from ..paths import resolve_inside
 from ..sandbox import ModelRun, run_model, sandbox_status
 from ..settings import Settings
 from ..transfer import Delivery, Transfer
 from ..transfer.base import open_regular_file
 from . import plots
 from .config import ProxymodConfig, parse_configs
+from .files import Selection, select_files
 
 log = logging.getLogger(__name__)
 
-CSV_TYPE = "text/csv"
-PYTHON_TYPE = "text/x-python"
-MODELS_DIR = PurePosixPath("models")
 MANIFEST_NAME = "manifest.json"
 
 
@@ -53,12 +51,6 @@ class HandlerResult:
     delivery: Delivery | None = None
     failure: str | None = None
     charts: list[Chart] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _Selection:
-    inputs: tuple[FileEntry, ...]
-    models: tuple[FileEntry, ...]
 
 
 def task_dir(settings: Settings, task_id: str) -> Path:
@@ -133,60 +125,6 @@ def handle(event: Event, task_id: str, settings: Settings, transfer: Transfer) -
             shutil.rmtree(work, ignore_errors=True)
 
 
-def select_files(upload: Upload, configs: Sequence[ProxymodConfig], max_files: int) -> _Selection:
-    """The input CSVs each config names and the model files; every problem reported at once."""
-    problems: list[str] = []
-    if upload.transaction_id is None:
-        problems.append("the event has no Transactions._id (the input transaction)")
-    if len(upload.files) > max_files:
-        problems.append(f"the event lists {len(upload.files)} files, more than {max_files}")
-    located: list[tuple[PurePosixPath, str, FileEntry]] = []
-    for entry in upload.files:
-        try:
-            located.append(
-                (
-                    safe_relative_dir(entry.subdir, f"Files subdir of {entry.name!r}"),
-                    safe_file_name(entry.name, "Files name"),
-                    entry,
-                )
-            )
-        except UnprocessableEvent as exc:
-            problems.extend(exc.problems)
-    inputs: dict[tuple[PurePosixPath, str], FileEntry] = {}
-    for config in configs:
-        if config.in_dir is None:
-            continue
-        for key, name in (("in_file_one", config.in_file_one), ("in_file_two", config.in_file_two)):
-            found = [
-                entry
-                for subdir, entry_name, entry in located
-                if subdir == config.in_dir and entry_name == name and entry.mimetype == CSV_TYPE
-            ]
-            if not found:
-                problems.append(
-                    f"config_{config.number}: {key} {name!r} is not among the event's "
-                    f"{CSV_TYPE} Files in {str(config.in_dir)!r}"
-                )
-            else:
-                inputs.setdefault((config.in_dir, str(name)), found[0])
-    models = [
-        entry
-        for subdir, _, entry in located
-        if subdir == MODELS_DIR and entry.mimetype == PYTHON_TYPE
-    ]
-    if not models:
-        problems.append(f"the event has no {PYTHON_TYPE} Files under {MODELS_DIR}/")
-    for entry in models:
-        stem = entry.name[:-3] if entry.name.endswith(".py") else ""
-        if not stem.isidentifier():
-            problems.append(
-                f"model file {entry.name!r} must be named <function>.py with a Python identifier"
-            )
-    if problems:
-        raise UnprocessableEvent(problems)
-    return _Selection(tuple(inputs.values()), tuple(models))
-
-
 def _guard_result_dir(result_dir: Path) -> None:
     """Undo what a model may have planted to make the worker write outside the task."""
     if result_dir.is_symlink() or not result_dir.is_dir():
@@ -256,7 +194,7 @@ class Provenance:
     task_id: str
     upload: Upload
     configs: Sequence[ProxymodConfig]
-    selection: _Selection
+    selection: Selection
     local: dict[FileEntry, Path]
     isolation: str
 
