@@ -64,8 +64,9 @@ def test_every_selection_problem_is_reported(example_event: dict[str, Any]) -> N
     assert "in_file_two.csv" in text
     assert "Transactions._id" in text
     assert "tight-coupling.py" in text
-    # the transaction, in_file_two for each of the three configs, the model name
-    assert len(caught.value.problems) == 5
+    # the transaction, in_file_two once (it names the three configs), the model name
+    assert len(caught.value.problems) == 3
+    assert "did you mean `tight_coupling.py`?" in caught.value.problems[2]
 
 
 def test_hostile_file_entries_are_rejected(example_event: dict[str, Any]) -> None:

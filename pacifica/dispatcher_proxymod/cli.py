@@ -215,7 +215,7 @@ def run_process(settings: Settings, args: argparse.Namespace) -> int:
     from .errors import InvalidEvent, UnprocessableEvent
     from .events import parse_http
     from .proxymod.handler import handle
-    from .routing import explain_mismatch, match
+    from .proxymod.validate import rejection_reasons
     from .transfer import make_transfer
 
     settings = settings.with_changes(
@@ -229,8 +229,9 @@ def run_process(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     try:
         event = parse_http({"Content-Type": "application/json"}, body)
-        if match(event, settings) is None:
-            raise UnprocessableEvent(explain_mismatch(event, settings) or ["no route matches"])
+        reasons = rejection_reasons(event, settings)
+        if reasons:
+            raise UnprocessableEvent(reasons)
         task_id = str(uuid.uuid4())
         with task_context(task_id, event.id):
             result = handle(event, task_id, settings, make_transfer(settings))

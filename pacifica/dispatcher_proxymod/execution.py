@@ -23,7 +23,7 @@ from .errors import TransferError, UnprocessableEvent
 from .events import Event
 from .logconfig import set_event_id
 from .proxymod.handler import HandlerResult, handle
-from .routing import explain_mismatch, match
+from .proxymod.validate import rejection_reasons
 from .settings import Settings
 from .states import TaskState, TaskStatus
 from .store import Claim, Outcome
@@ -132,8 +132,8 @@ def _run(
 ) -> Outcome | Execution:
     try:
         event = Event.from_json(task.event_json)
-        if match(event, settings) is None:
-            reasons = "; ".join(explain_mismatch(event, settings)) or "no route matches"
+        reasons = "; ".join(rejection_reasons(event, settings))
+        if reasons:  # every problem at once: the route's, the configs' and the files'
             return Outcome(
                 TaskStatus.UNPROCESSABLE,
                 error_type="UnprocessableEvent",

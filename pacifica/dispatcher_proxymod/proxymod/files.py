@@ -6,8 +6,9 @@ have; :func:`select_files` raises them all at once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
 from ..errors import UnprocessableEvent
@@ -19,6 +20,7 @@ from .config import ProxymodConfig
 CSV_TYPE = "text/csv"
 PYTHON_TYPE = "text/x-python"
 MODELS_DIR = PurePosixPath("models")
+_NOT_IDENTIFIER = re.compile(r"\W")
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ def file_problems(
         except UnprocessableEvent as exc:
             problems.extend(Problem("", text) for text in exc.problems)
     inputs: dict[tuple[PurePosixPath, str], FileEntry] = {}
+    missing: dict[tuple[PurePosixPath, str], list[str]] = {}  # one problem per file
     for config in configs:
         if config.in_dir is None:
             continue
@@ -81,7 +84,13 @@ def file_problems(
                 inputs.setdefault((config.in_dir, name), found[0])
             else:
                 where = f"proxymod.config_{config.number}.INPUTS.{key}"
-                problems.append(_missing_input(where, config.in_dir, name, located))
+                missing.setdefault((config.in_dir, name), []).append(where)
+    for (in_dir, name), wheres in missing.items():
+        problem = _missing_input(wheres[0], in_dir, name, located)
+        if len(wheres) > 1:
+            also = "also " + ", ".join(f"`{where}`" for where in wheres[1:])
+            problem = replace(problem, note=f"{problem.note}; {also}" if problem.note else also)
+        problems.append(problem)
     models = [
         item.entry
         for item in located
@@ -92,11 +101,13 @@ def file_problems(
     for entry in models:
         stem = entry.name[:-3] if entry.name.endswith(".py") else ""
         if not stem.isidentifier():
+            fixed = _NOT_IDENTIFIER.sub("_", entry.name.removesuffix(".py")).lstrip("0123456789")
             problems.append(
                 Problem(
                     f"{MODELS_DIR}/{entry.name}",
                     "not a model file name",
                     "models are named <function>.py, <function> a Python identifier",
+                    f"{fixed}.py" if fixed.isidentifier() else None,
                 )
             )
     return Selection(tuple(inputs.values()), tuple(models)), problems

@@ -22,6 +22,7 @@ from .. import store
 from ..errors import InvalidEvent
 from ..events import parse_http
 from ..logconfig import task_context
+from ..proxymod.validate import request_problems
 from ..queue import publish
 from ..routing import ROUTE_NAME, quick_mismatch
 from ..settings import Settings
@@ -73,6 +74,10 @@ class Receiver:
         del body
         # the cheap checks here; the worker runs the full jsonpath2 match before any work
         reasons = quick_mismatch(event, self.settings)
+        if reasons:  # refused: worth the full list of what to fix (pure Python, no jsonpath2)
+            reasons = [
+                str(problem) for problem in request_problems(event, self.settings)
+            ] or reasons
         try:
             if reasons:
                 recorded = store.record_event(
