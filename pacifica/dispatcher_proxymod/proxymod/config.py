@@ -24,7 +24,7 @@ whitespace (an inline comment to readers that allow them, as proxymod's document
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
@@ -392,17 +392,10 @@ def _config_problems(
     problems: list[Problem] = []
     for section in sections:
         if section not in SCHEMA:
-            fixed = nearest(section, [name for name in SCHEMA if name not in sections])
+            expected = f"sections are {', '.join(SCHEMA)}"
             problems.append(
-                Problem(
-                    f"{prefix}.{section}",
-                    "unknown section",
-                    None if fixed else f"sections are {', '.join(SCHEMA)}",
-                    fixed,
-                )
+                _unknown(prefix, section, "section", SCHEMA, sections, expected, given_for)
             )
-            if fixed:
-                given_for.setdefault(f"{prefix}.{fixed}", f"{prefix}.{section}")
     for section in REQUIRED_SECTIONS:
         if section not in sections:
             needs = f"{section} needs {', '.join(SCHEMA[section])}"
@@ -417,17 +410,8 @@ def _config_problems(
             continue
         for key in values:
             if key not in allowed:
-                fixed = nearest(key, [name for name in allowed if name not in values])
-                problems.append(
-                    Problem(
-                        f"{where}.{key}",
-                        "unknown key",
-                        None if fixed else f"{section} takes {', '.join(allowed)}",
-                        fixed,
-                    )
-                )
-                if fixed:
-                    given_for.setdefault(f"{where}.{fixed}", f"{where}.{key}")
+                expected = f"{section} takes {', '.join(allowed)}"
+                problems.append(_unknown(where, key, "key", allowed, values, expected, given_for))
         for key in allowed:
             if key not in values:
                 needs = f"{section} needs {', '.join(allowed)}"
@@ -438,6 +422,23 @@ def _config_problems(
                 if problem is not None:
                     problems.append(problem)
     return problems
+
+
+def _unknown(
+    where: str,
+    name: str,
+    kind: str,
+    valid: Iterable[str],
+    given: Iterable[object],
+    expected: str,
+    given_for: dict[str, str],
+) -> Problem:
+    """``name`` (a section or key) is not valid at ``where``; offer the nearest missing one."""
+    fixed = nearest(name, [valid_name for valid_name in valid if valid_name not in given])
+    if fixed is None:
+        return Problem(f"{where}.{name}", f"unknown {kind}", expected)
+    given_for.setdefault(f"{where}.{fixed}", f"{where}.{name}")
+    return Problem(f"{where}.{name}", f"unknown {kind}", suggestion=fixed)
 
 
 def _value_problem(where: str, key: str, value: object) -> Problem | None:
