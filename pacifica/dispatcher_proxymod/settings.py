@@ -174,6 +174,7 @@ class Settings:
     transfer_retries: int = 5
     retry_backoff_seconds: float = 2.0
     page_size: int = 50
+    ui: bool = True  #: serve the dashboard at /ui/
     queue_name: str = DEFAULT_QUEUE
     log_format: str = "text"
     log_tail_kb: int = 64
@@ -314,6 +315,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "DISPATCHER_RETRY_BACKOFF", defaults.retry_backoff_seconds, minimum=0
         ),
         page_size=source.integer("DISPATCHER_PAGE_SIZE", defaults.page_size, minimum=1),
+        ui=source.boolean("DISPATCHER_UI", defaults.ui),
         queue_name=_queue_name(source.text("DISPATCHER_QUEUE", defaults.queue_name)),
         log_format=source.choice("DISPATCHER_LOG_FORMAT", defaults.log_format, LOG_FORMATS),
         log_tail_kb=source.integer("DISPATCHER_LOG_TAIL_KB", defaults.log_tail_kb, minimum=1),

@@ -77,7 +77,7 @@ def _axes(
     svg: ET.Element, chart: Chart, x_axis: Axis, y_axis: Axis, box: tuple[float, ...]
 ) -> None:
     left, top, width, height = box
-    group = _sub(svg, "g", class_="axes", font_size="12", fill=MUTED)
+    group = _sub(svg, "g", class_="axes", font_size="13", fill=MUTED)
     x_step = x_axis.ticks[1] - x_axis.ticks[0] if len(x_axis.ticks) > 1 else 1.0
     y_step = y_axis.ticks[1] - y_axis.ticks[0] if len(y_axis.ticks) > 1 else 1.0
     for tick in y_axis.ticks:
@@ -187,7 +187,7 @@ def _describe(series: Series) -> str:
 
 
 def _legend(svg: ET.Element, chart: Chart, top: float) -> None:
-    group = _sub(svg, "g", class_="legend", font_size="12", fill=INK)
+    group = _sub(svg, "g", class_="legend", font_size="13", fill=INK)
     columns = max(1, (WIDTH - MARGIN_LEFT - MARGIN_RIGHT) // LEGEND_COLUMN)
     for index, series in enumerate(chart.series):
         row, column = divmod(index, columns)
@@ -245,7 +245,7 @@ def render_svg(chart: Chart) -> str:
         chart.title,
         x=str(MARGIN_LEFT),
         y="24",
-        font_size="16",
+        font_size="17",
         font_weight="600",
         fill=INK,
         class_="title",
@@ -253,7 +253,7 @@ def render_svg(chart: Chart) -> str:
     count = len(chart.series)
     subtitle = chart.note or f"{count} series"
     _sub(
-        svg, "text", subtitle, x=str(MARGIN_LEFT), y="42", font_size="12", fill=MUTED, class_="note"
+        svg, "text", subtitle, x=str(MARGIN_LEFT), y="42", font_size="13", fill=MUTED, class_="note"
     )
     _axes(svg, chart, x_axis, y_axis, box)
     if any(y is not None for _, y in points):

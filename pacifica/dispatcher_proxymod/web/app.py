@@ -15,6 +15,7 @@ from celery import Celery
 from .. import store
 from ..routing import subscription_expression
 from ..settings import Settings
+from ..ui.resource import Dashboard
 from .errors import json_error_page
 from .receive import Receiver
 from .service import ServiceResources
@@ -33,6 +34,8 @@ class Api:
         service = ServiceResources(celery_app)
         self.health = service.health
         self.openapi_json = service.openapi_json
+        if settings.ui:
+            self.ui = Dashboard(settings)
 
 
 def app_config(settings: Settings) -> dict[str, dict[str, Any]]:

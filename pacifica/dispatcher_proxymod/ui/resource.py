@@ -1,0 +1,225 @@
+"""The dashboard's CherryPy resource, mounted at ``/ui``: pages, static files, downloads.
+
+``/ui/`` the runs list, ``/ui/task/<id>`` one run, ``/ui/task/<id>/file/<path>`` a result file
+(local transfer only, as an attachment), ``/ui/static/<name>`` the stylesheet and the script.
+Every page needs the API's credentials when ``DISPATCHER_AUTH`` is set.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import mimetypes
+import os
+import stat
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import cherrypy
+import jinja2
+from markupsafe import Markup
+
+from .. import store
+from ..charts import Chart, render_svg
+from ..settings import Settings
+from ..transfer.base import ResultFile, list_result_files, open_regular_file
+from ..web.auth import authenticate
+from ..web.tasks import parse_task_id
+from . import security, views
+
+STATIC_FILES = {"ui.css": "text/css; charset=utf-8", "ui.js": "text/javascript; charset=utf-8"}
+
+
+def _environment() -> jinja2.Environment:
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("pacifica.dispatcher_proxymod.ui", "templates"),
+        autoescape=True,  # every template, whatever its name
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return environment
+
+
+def _static(name: str) -> bytes:
+    return importlib.resources.files(__package__).joinpath("static", name).read_bytes()
+
+
+class Dashboard:
+    """``/ui/...``: the runs list, the run pages, their downloads and the static files."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.templates = _environment()
+        self._static = {name: _static(name) for name in STATIC_FILES}
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _render(self, template: str, status: int = 200, **context: Any) -> bytes:
+        security.page_headers()
+        cherrypy.response.status = status
+        cherrypy.response.headers["Content-Type"] = "text/html; charset=utf-8"
+        base = cherrypy.request.script_name + "/ui"
+        page = self.templates.get_template(template)
+        return page.render(base=base, **context).encode("utf-8")
+
+    def _denied(self) -> bytes | None:
+        denied = authenticate(self.settings)
+        if denied is None:
+            return None
+        return self._render(
+            "error.html",
+            401,
+            title="Sign in needed",
+            message="This dashboard needs the service's credentials.",
+        )
+
+    def _not_found(self, message: str) -> bytes:
+        return self._render("error.html", 404, title="Not found", message=message)
+
+    # -- pages -----------------------------------------------------------------------------
+
+    @cherrypy.expose
+    def index(self, page: str = "1", **_ignored: Any) -> bytes:
+        """``GET /ui/``: the runs, newest first, with the counts by state."""
+        denied = self._denied()
+        if denied is not None:
+            return denied
+        try:
+            number = max(1, min(int(page), 1_000_000))
+        except (TypeError, ValueError):
+            number = 1
+        size = self.settings.page_size
+        tasks, total = store.list_tasks(number, size)
+        now = store.utcnow()
+        rows = [views.row_of(task, now) for task in tasks]
+        return self._render(
+            "list.html",
+            title="Runs",
+            rows=rows,
+            counts=views.counts(store.count_by_status()),
+            total=total,
+            page=number,
+            pages=max(1, -(-total // size)),
+            refresh=any(not row.state.final for row in rows),
+        )
+
+    @cherrypy.expose
+    def task(self, task_id: str = "", *rest: str, **_ignored: Any) -> bytes:
+        """``GET /ui/task/<id>`` (the run page) and ``/ui/task/<id>/file/<path>``."""
+        denied = self._denied()
+        if denied is not None:
+            return denied
+        parsed = parse_task_id(task_id)
+        found = store.get_task(parsed) if parsed else None
+        if found is None:
+            return self._not_found(f"There is no run {task_id!r}.")
+        if rest and rest[0] == "file" and len(rest) > 1:
+            return self._download(found, PurePosixPath(*rest[1:]))
+        if rest:
+            return self._not_found("Use /ui/task/<id>.")
+        return self._run_page(found)
+
+    def _run_page(self, task: store.Task) -> bytes:
+        event = _json_object(task.event_json)
+        facts = views.upload_facts(event.get("data"))
+        models = _json_list(task.models_json)
+        configs, others = views.config_views(facts.key_values)
+        state = views.state_of(task)
+        charts = [
+            Markup(render_svg(Chart.from_json(data)))  # noqa: S704 - ElementTree escaped it
+            for data in store.charts_of(task.id)
+        ]
+        return self._render(
+            "task.html",
+            title=f"Run {task.event_id}",
+            task=task,
+            state=state,
+            reason=views.reason_of(task),
+            event=event,
+            facts=facts,
+            received=views.time_text(task.created),
+            finished=views.time_text(task.finished),
+            timeline=views.timeline(task, models),
+            models=views.model_views(models),
+            configs=configs,
+            other_key_values=others,
+            charts=charts,
+            files=self._result_files(task),
+            traceback=task.error_traceback or "",
+            refresh=not state.final,
+        )
+
+    # -- result files ----------------------------------------------------------------------
+
+    def _result_dir(self, task: store.Task) -> Path | None:
+        """The task's result tree when this process can read it (local transfer)."""
+        output_dir = self.settings.output_dir
+        if self.settings.transfer != "local" or output_dir is None or not task.result_location:
+            return None
+        location = Path(task.result_location)
+        try:
+            inside = location.resolve().is_relative_to(output_dir.resolve())
+        except OSError:
+            return None
+        return location if inside and location.is_dir() and not location.is_symlink() else None
+
+    def _result_files(self, task: store.Task) -> list[ResultFile]:
+        result_dir = self._result_dir(task)
+        if result_dir is None:
+            return []
+        try:
+            return list_result_files(result_dir)
+        except Exception:  # gone or replaced since: no links, the page still shows
+            return []
+
+    def _download(self, task: store.Task, relative: PurePosixPath) -> bytes:
+        files = {item.relative_path: item for item in self._result_files(task)}
+        item = files.get(relative)
+        if item is None:
+            return self._not_found(f"Run {task.id} has no result file {str(relative)!r} here.")
+        with open_regular_file(item.path) as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
+                return self._not_found("That file is no longer a plain file.")
+            content = handle.read()
+        headers = cherrypy.response.headers
+        guessed = mimetypes.guess_type(relative.name)[0] or "application/octet-stream"
+        # text stays text; anything a browser could run (HTML, SVG, script) is only downloaded
+        plain = guessed.startswith("text/") and guessed not in ("text/html", "text/javascript")
+        headers["Content-Type"] = (
+            "text/plain; charset=utf-8" if plain else "application/octet-stream"
+        )
+        headers["Content-Security-Policy"] = security.DOWNLOAD_POLICY
+        headers["X-Content-Type-Options"] = "nosniff"
+        safe_name = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in relative.name)
+        headers["Content-Disposition"] = f'attachment; filename="{safe_name}"'
+        return content
+
+    # -- static ------------------------------------------------------------------------------
+
+    @cherrypy.expose
+    def static(self, name: str = "", *rest: str) -> bytes:
+        """``GET /ui/static/<name>``: the stylesheet and the script (open, like /health)."""
+        if rest or name not in STATIC_FILES:
+            return self._not_found("No such file.")
+        cherrypy.response.headers["Content-Type"] = STATIC_FILES[name]
+        cherrypy.response.headers["Cache-Control"] = "public, max-age=300"
+        cherrypy.response.headers["X-Content-Type-Options"] = "nosniff"
+        return self._static[name]
+
+
+def _json_object(text: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _json_list(text: str | None) -> list[Any]:
+    try:
+        value = json.loads(text or "[]")
+    except ValueError:
+        return []
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []

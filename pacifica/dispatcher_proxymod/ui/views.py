@@ -1,0 +1,311 @@
+"""What the dashboard's pages show, built from the task store: plain data for the templates.
+
+Nothing here escapes or formats HTML (the templates do, with autoescape on); everything here
+reads the store leniently, because a rejected event may hold anything.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .. import store
+from ..states import TaskState, TaskStatus
+
+#: Longest one-line reason shown in the list.
+REASON_CHARS = 240
+#: The states in the order the counts show them.
+STATE_ORDER = (
+    TaskState.WAITING,
+    TaskState.RUNNING,
+    TaskState.SUCCEEDED,
+    TaskState.REJECTED,
+    TaskState.FAILED,
+    TaskState.CANCELLED,
+)
+
+
+def state_of(task: store.Task) -> TaskState:
+    """The task's state in words (an unknown status reads as failed)."""
+    try:
+        return TaskStatus(task.status).state
+    except ValueError:
+        return TaskState.FAILED
+
+
+def one_line(text: str | None, limit: int = REASON_CHARS) -> str:
+    """The first line of ``text``, at most ``limit`` characters."""
+    if not text:
+        return ""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "\N{HORIZONTAL ELLIPSIS}"
+
+
+def reason_of(task: store.Task) -> str:
+    """The one-line reason of a task that did not succeed, or ""."""
+    reason = getattr(task, "reason", None) or task.error_message
+    return one_line(reason) if state_of(task) is not TaskState.SUCCEEDED else ""
+
+
+def duration_text(seconds: float | None) -> str:
+    """``0.4 s``, ``12 s``, ``3 min 5 s``, ``2 h 4 min``; "" when unknown."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return ""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def time_text(value: datetime | None) -> str:
+    """A stored (naive UTC) time as people read it."""
+    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    return None if start is None or end is None else (end - start).total_seconds()
+
+
+@dataclass(frozen=True)
+class UploadFacts:
+    """What the event's ``data[]`` says about the upload, read leniently."""
+
+    transaction: str = ""
+    submitter: str = ""
+    project: str = ""
+    instrument: str = ""
+    key_values: tuple[tuple[str, str], ...] = ()
+    files: tuple[Mapping[str, Any], ...] = ()
+
+
+_FACT_TABLES = {
+    "Transactions._id": "transaction",
+    "Transactions.submitter": "submitter",
+    "Transactions.project": "project",
+    "Transactions.instrument": "instrument",
+}
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else value if isinstance(value, str) else json.dumps(value)
+
+
+def upload_facts(data: Any) -> UploadFacts:
+    """The transaction, submitter, project, instrument, key/values and files of ``data``."""
+    facts: dict[str, str] = {}
+    key_values: list[tuple[str, str]] = []
+    files: list[Mapping[str, Any]] = []
+    for entry in data if isinstance(data, list) else ():
+        if not isinstance(entry, dict):
+            continue
+        table = entry.get("destinationTable")
+        if table in _FACT_TABLES:
+            facts.setdefault(_FACT_TABLES[table], _text(entry.get("value")))
+        elif table == "TransactionKeyValue":
+            key_values.append((_text(entry.get("key")), _text(entry.get("value"))))
+        elif table == "Files":
+            files.append(entry)
+    return UploadFacts(**facts, key_values=tuple(key_values), files=tuple(files))
+
+
+def _event_data(task: store.Task) -> Any:
+    try:
+        return json.loads(task.event_json).get("data")
+    except (ValueError, AttributeError):
+        return None
+
+
+@dataclass(frozen=True)
+class Row:
+    """One run in the list."""
+
+    task_id: str
+    state: TaskState
+    reason: str
+    event_id: str
+    source: str
+    transaction: str
+    submitter: str
+    project: str
+    instrument: str
+    created: str
+    duration: str
+    attempt: int
+
+
+def row_of(task: store.Task, now: datetime) -> Row:
+    """The list's row of ``task``."""
+    facts = upload_facts(_event_data(task))
+    state = state_of(task)
+    end = task.finished if state.final else now
+    return Row(
+        task_id=task.id,
+        state=state,
+        reason=reason_of(task),
+        event_id=one_line(task.event_id, 120),
+        source=one_line(task.source, 160),
+        transaction=str(getattr(task, "input_transaction", None) or facts.transaction),
+        submitter=facts.submitter,
+        project=facts.project,
+        instrument=facts.instrument,
+        created=time_text(task.created),
+        duration=duration_text(_seconds(task.started or task.created, end)),
+        attempt=task.attempts,
+    )
+
+
+def counts(by_status: Mapping[str, int]) -> list[tuple[TaskState, int]]:
+    """The number of tasks in each state, in :data:`STATE_ORDER`."""
+    totals = dict.fromkeys(STATE_ORDER, 0)
+    for status, count in by_status.items():
+        try:
+            totals[TaskStatus(status).state] += count
+        except ValueError:
+            totals[TaskState.FAILED] += count
+    return list(totals.items())
+
+
+@dataclass(frozen=True)
+class TimelineStep:
+    """One moment of a run: what happened, when, and how long after it was received."""
+
+    label: str
+    at: str
+    offset: str
+    state: str = ""
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """One model run as the run page shows it."""
+
+    model: str
+    outcome: str
+    ok: bool
+    duration: str
+    started: str
+    ended: str
+    limit: str
+    reason: str
+    exit: str
+    isolation: str
+    stdout: str
+    stderr: str
+    traceback: str
+    location: str
+
+
+def _parse_iso(text: Any) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
+def model_views(models: Iterable[Mapping[str, Any]]) -> list[ModelView]:
+    """The models of the last attempt, from the stored per-model records."""
+    views = []
+    for run in models:
+        exit_code, signal_name = run.get("exit_code"), run.get("signal_name")
+        exit_text = (
+            f"signal {signal_name}"
+            if signal_name
+            else ""
+            if exit_code is None
+            else f"exit {exit_code}"
+        )
+        location = run.get("location") or {}
+        views.append(
+            ModelView(
+                model=_text(run.get("model")),
+                outcome=_text(run.get("outcome")),
+                ok=run.get("outcome") == "ok",
+                duration=duration_text(run.get("duration_seconds")),
+                started=_text(run.get("started")),
+                ended=_text(run.get("ended")),
+                limit=_text(run.get("limit")),
+                reason=_text(run.get("reason")),
+                exit=exit_text,
+                isolation=_text(run.get("isolation")),
+                stdout=_text(run.get("stdout") or run.get("stdout_tail")),
+                stderr=_text(run.get("stderr") or run.get("stderr_tail")),
+                traceback=_text(run.get("traceback")),
+                location=(
+                    f"{location.get('file')}, line {location.get('line')}"
+                    if isinstance(location, dict) and location.get("file")
+                    else ""
+                ),
+            )
+        )
+    return views
+
+
+def timeline(task: store.Task, models: Sequence[Mapping[str, Any]]) -> list[TimelineStep]:
+    """Received, queued, started, each model's start and end, finished."""
+    start = task.created
+    moments: list[tuple[str, datetime | None, str]] = [
+        ("received", task.created, ""),
+        ("queued", task.queued_at, ""),
+        (f"attempt {task.attempts} started" if task.attempts else "started", task.started, ""),
+    ]
+    for run in models:
+        moments.append(
+            (f"model {_text(run.get('model'))} started", _parse_iso(run.get("started")), "")
+        )
+        moments.append(
+            (
+                f"model {_text(run.get('model'))} ended: {_text(run.get('outcome'))}",
+                _parse_iso(run.get("ended")),
+                "ok" if run.get("outcome") == "ok" else "failed",
+            )
+        )
+    if state_of(task).final:
+        moments.append((f"finished: {state_of(task).value}", task.finished, state_of(task).value))
+    steps = []
+    for label, at, state in moments:
+        if at is None:
+            continue
+        offset = _seconds(start, at)
+        steps.append(
+            TimelineStep(label, time_text(at), "+" + duration_text(offset) if offset else "", state)
+        )
+    return steps
+
+
+@dataclass(frozen=True)
+class ConfigView:
+    """One config's values as the event gave them."""
+
+    name: str
+    values: list[tuple[str, str, str]] = field(default_factory=list)  #: section, key, value
+
+
+def config_views(
+    key_values: Iterable[tuple[str, str]],
+) -> tuple[list[ConfigView], list[tuple[str, str]]]:
+    """The ``proxymod.config_N.SECTION.key`` values per config, and the other key/values."""
+    configs: dict[str, ConfigView] = {}
+    others: list[tuple[str, str]] = []
+    for key, value in key_values:
+        parts = key.split(".", 3)
+        if len(parts) == 4 and parts[0] == "proxymod" and parts[1].startswith("config_"):
+            configs.setdefault(parts[1], ConfigView(parts[1])).values.append(
+                (parts[2], parts[3], value)
+            )
+        else:
+            others.append((key, value))
+    return sorted(configs.values(), key=lambda c: (len(c.name), c.name)), others
