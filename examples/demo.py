@@ -2,11 +2,13 @@
 
 Starts ``pacifica-dispatcher-proxymod standalone`` (web server + worker, SQLite, embedded broker,
 local transfer) on a free port, POSTs ``examples/event.json`` as Pacifica Notifications would,
-waits for the task to end, prints its record and the result tree, then stops the service.
+waits for the task to end, prints a table of the models' outcomes and the run page's URL, and
+keeps serving the dashboard until Ctrl-C (``--no-wait``: stops at once).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -36,9 +38,41 @@ def _free_port() -> int:
         return port
 
 
+def _print_outcomes(record: dict[str, Any]) -> None:
+    """A short table: one line per model, then the charts and where the results are."""
+    rows = [("model", "outcome", "took", "isolation")]
+    for run in record["models"]:
+        took = run.get("duration_seconds")
+        rows.append(
+            (
+                run["model"],
+                run["outcome"],
+                "" if took is None else f"{took:.1f} s",
+                run["isolation"],
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(4)]
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print(("  " + "  ".join(cells)).rstrip())
+    if record["error"]:
+        print(f"  why: {record['error']['message']}")
+    result = record["result"]["location"]
+    if result:
+        files = [path for path in Path(result).rglob("*") if path.is_file()]
+        plots = sorted(path.name for path in Path(result, "plots").glob("*.svg"))
+        print(f"results: {result} ({len(files)} files, {len(plots)} charts in plots/)")
+
+
 def main() -> int:
     """Run the demo; the exit status is 0 when the task reached 200 OK."""
-    workdir = Path(sys.argv[1] if len(sys.argv) > 1 else "demo-run").absolute()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("workdir", nargs="?", default="demo-run", help="where the demo works")
+    parser.add_argument(
+        "--no-wait", action="store_true", help="stop the service at once instead of serving"
+    )
+    arguments = parser.parse_args()
+    workdir = Path(arguments.workdir).absolute()
     workdir.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -84,22 +118,15 @@ def main() -> int:
             status = _request(f"{url}/status/{task_id}")
         record = _request(f"{url}/get/{task_id}")
         print(f"GET /status/{task_id} -> {status!r}")
-        for run in record["models"]:
-            print(
-                f"  model {run['model']}: {run['outcome']} in {run.get('duration_seconds')} s"
-                f" ({run['isolation']})"
-            )
-        if record["error"]:
-            print(f"  error: {record['error']['message']}")
-        result = record["result"]["location"]
-        print(f"results in {result}:")
-        for path in sorted(Path(result).rglob("*")):
-            if path.is_file():
-                print(f"  {path.relative_to(result)}  ({path.stat().st_size} bytes)")
-        sample = Path(result) / "outputs/loose_coupling_model_3_outputs"
-        for csv in sorted(sample.glob("output1_*.csv")):
-            print(f"--- {csv.relative_to(result)} (first lines)")
-            print("\n".join(csv.read_text().splitlines()[:4]))
+        _print_outcomes(record)
+        print(f"run page: {url}/ui/task/{task_id}")
+        if not arguments.no_wait:
+            print("serving the dashboard until Ctrl-C (./demo --no-wait stops at once)")
+            try:
+                while service.poll() is None:
+                    time.sleep(0.5)
+            except KeyboardInterrupt:
+                print()
         return 0 if status == "200 OK" else 1
     finally:
         service.send_signal(signal.SIGTERM)

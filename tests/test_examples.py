@@ -6,6 +6,7 @@ import ast
 import hashlib
 import importlib.util
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -160,3 +161,20 @@ def test_readme_names_every_example_file() -> None:
     readme = (EXAMPLES_DIR / "README.md").read_text(encoding="utf-8")
     for name in ["event.json", "make_event.py", *INPUTS, *(f"{model}.py" for model in MODELS)]:
         assert name in readme
+
+
+def test_demo_prints_the_outcomes_and_the_run_page(tmp_path: Path) -> None:
+    demo = subprocess.run(
+        [sys.executable, str(EXAMPLES_DIR / "demo.py"), str(tmp_path / "run"), "--no-wait"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    lines = demo.stdout.splitlines()
+    table = [line.split() for line in lines if line.startswith("  ")]
+    assert table[0] == ["model", "outcome", "took", "isolation"]
+    assert [row[:2] for row in table[1:4]] == [[model, "ok"] for model in MODELS]
+    assert any("9 charts in plots/" in line for line in lines)
+    assert re.fullmatch(r"run page: http://127\.0\.0\.1:\d+/ui/task/[0-9a-f-]{36}", lines[-1])
+    assert len(lines) < 15, "a short summary, not the result tree"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.resources
 import json
-import mimetypes
 import os
 import stat
 from pathlib import Path, PurePosixPath
@@ -27,6 +26,8 @@ from ..web.auth import authenticate
 from ..web.tasks import parse_task_id
 from . import security, views
 
+#: Result files served as text/plain; every other one as application/octet-stream.
+TEXT_SUFFIXES = frozenset({".log", ".txt", ".csv", ".ini", ".json", ".md", ".py"})
 STATIC_FILES = {"ui.css": "text/css; charset=utf-8", "ui.js": "text/javascript; charset=utf-8"}
 
 
@@ -184,9 +185,8 @@ class Dashboard:
                 return self._not_found("That file is no longer a plain file.")
             content = handle.read()
         headers = cherrypy.response.headers
-        guessed = mimetypes.guess_type(relative.name)[0] or "application/octet-stream"
-        # text stays text; anything a browser could run (HTML, SVG, script) is only downloaded
-        plain = guessed.startswith("text/") and guessed not in ("text/html", "text/javascript")
+        # text stays text; anything else (HTML, SVG, script...) is only downloaded, never shown
+        plain = relative.suffix.lower() in TEXT_SUFFIXES
         headers["Content-Type"] = (
             "text/plain; charset=utf-8" if plain else "application/octet-stream"
         )
