@@ -53,6 +53,7 @@ SLOTS = {
     "receive": (BENCH_DATABASE, 5),
     "e2e": (BENCH_DATABASE + "_e2e", 6),
     "memory": (BENCH_DATABASE + "_memory", 7),
+    "slow": (BENCH_DATABASE + "_slow", 8),
 }
 SETUPS = ("sqlite-fs", "pg-redis", "pg-rabbitmq")
 

@@ -1,4 +1,5 @@
-"""A real HTTP server for tests: the WSGI app under cheroot on a free loopback port."""
+"""A real HTTP server for tests: the WSGI app under the service's own server (waitress, as
+``pacifica-dispatcher-proxymod`` runs it) on a free loopback port."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import cherrypy
-from cheroot import wsgi
+
+from pacifica.dispatcher_proxymod.server import WaitressServer
+from pacifica.dispatcher_proxymod.settings import HttpSettings, Settings
 
 
 def start_engine() -> None:
@@ -20,14 +23,16 @@ def start_engine() -> None:
 
 
 @contextmanager
-def serving(app: Any) -> Iterator[str]:
+def serving(app: Any, http: HttpSettings | None = None) -> Iterator[str]:
     """Serve ``app`` on 127.0.0.1 and yield its base URL."""
     start_engine()
-    server = wsgi.Server(("127.0.0.1", 0), app, numthreads=8)
-    server.prepare()
-    thread = threading.Thread(target=server.serve, daemon=True)
+    config = getattr(app, "config", {}).get("/", {})
+    max_body = config.get("request.body.maxbytes", Settings().max_body_bytes)
+    server = WaitressServer(app, "127.0.0.1", 0, http or HttpSettings(threads=8), max_body)
+    bound = server.bind()
+    thread = threading.Thread(target=server.start, daemon=True)
     thread.start()
-    host, port = server.bind_addr[:2]
+    host, port = bound.socket.getsockname()[:2]
     try:
         yield f"http://{host}:{port}"
     finally:

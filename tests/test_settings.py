@@ -40,6 +40,27 @@ def test_operations_settings() -> None:
     assert load_settings({"DISPATCHER_RETENTION_DAYS": "off"}).retention_days is None
 
 
+def test_http_limits() -> None:
+    defaults = load_settings({}).http
+    assert (defaults.threads, defaults.connection_limit) == (16, 1000)
+    assert (defaults.max_header_bytes, defaults.max_headers) == (16384, 100)
+    assert defaults.request_timeout_seconds == defaults.idle_timeout_seconds == 30
+    http = load_settings(
+        {
+            "DISPATCHER_HTTP_THREADS": "4",
+            "DISPATCHER_HTTP_CONNECTION_LIMIT": "50",
+            "DISPATCHER_HTTP_MAX_HEADER_BYTES": "4096",
+            "DISPATCHER_HTTP_MAX_HEADERS": "20",
+            "DISPATCHER_HTTP_REQUEST_TIMEOUT": "5",
+            "DISPATCHER_HTTP_IDLE_TIMEOUT": "7.5",
+            "DISPATCHER_HTTP_SHUTDOWN_TIMEOUT": "0",
+        }
+    ).http
+    assert (http.threads, http.connection_limit, http.max_header_bytes) == (4, 50, 4096)
+    assert (http.max_headers, http.request_timeout_seconds) == (20, 5)
+    assert (http.idle_timeout_seconds, http.shutdown_seconds) == (7.5, 0)
+
+
 def test_environment_wins_over_the_file(tmp_path: Path) -> None:
     config = tmp_path / "dispatcher.ini"
     config.write_text(
@@ -67,6 +88,9 @@ def test_environment_wins_over_the_file(tmp_path: Path) -> None:
         ({"DISPATCHER_LOG_FORMAT": "xml"}, "DISPATCHER_LOG_FORMAT"),
         ({"DISPATCHER_LOG_TAIL_KB": "0"}, "DISPATCHER_LOG_TAIL_KB"),
         ({"DISPATCHER_RETENTION_DAYS": "soon"}, "DISPATCHER_RETENTION_DAYS"),
+        ({"DISPATCHER_HTTP_THREADS": "0"}, "DISPATCHER_HTTP_THREADS"),
+        ({"DISPATCHER_HTTP_MAX_HEADER_BYTES": "100"}, "DISPATCHER_HTTP_MAX_HEADER_BYTES"),
+        ({"DISPATCHER_HTTP_REQUEST_TIMEOUT": "soon"}, "DISPATCHER_HTTP_REQUEST_TIMEOUT"),
     ],
 )
 def test_bad_values_name_the_setting(environ: dict[str, str], name: str) -> None:

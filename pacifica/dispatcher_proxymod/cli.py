@@ -108,19 +108,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve(settings: Settings, host: str, port: int, cp_config: str | None = None) -> None:
-    """Run the web server until it is stopped (SIGTERM/SIGINT stop it gracefully)."""
+    """Run the web server until it is stopped (SIGTERM/SIGINT stop it gracefully).
+
+    The CherryPy application runs under waitress (server.py), not CherryPy's own cheroot
+    server: slow or idle clients hold a socket there, never one of the threads.
+    """
     from .queue import create_celery_app
+    from .server import mount
     from .web import create_app
 
     limit_heap_growth()
     app = create_app(settings, create_celery_app(settings))
     cherrypy.config.update(
         {
-            "server.socket_host": host,
-            "server.socket_port": port,
-            "server.thread_pool": 16,
-            # CherryPy's default listen backlog (5) resets connections in bursts of deliveries
-            "server.socket_queue_size": 128,
             "engine.autoreload.on": False,
             "checker.on": False,
             # CherryPy's records go to the root handler of logconfig (text or JSON)
@@ -131,6 +131,7 @@ def serve(settings: Settings, host: str, port: int, cp_config: str | None = None
         cherrypy.config.update(cp_config)
         app.merge(cp_config)
     cherrypy.tree.mount(app, "")
+    mount(cherrypy.tree, host, port, settings.http, settings.max_body_bytes)
     if hasattr(cherrypy.engine, "signal_handler"):
         cherrypy.engine.signal_handler.subscribe()
     cherrypy.engine.start()

@@ -141,6 +141,19 @@ class PacificaSettings:
 
 
 @dataclass(frozen=True)
+class HttpSettings:
+    """Limits of the embedded HTTP server (see server.py and README "HTTP limits")."""
+
+    threads: int = 16
+    connection_limit: int = 1000
+    max_header_bytes: int = 16 * 1024
+    max_headers: int = 100
+    request_timeout_seconds: float = 30.0
+    idle_timeout_seconds: float = 30.0
+    shutdown_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole configuration of one dispatcher process."""
 
@@ -180,6 +193,7 @@ class Settings:
     log_tail_kb: int = 64
     retention_days: float | None = None
     pacifica: PacificaSettings = field(default_factory=PacificaSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
 
     def with_changes(self, **changes: Any) -> Settings:
         """A copy with some settings replaced (for the CLI's command-line options)."""
@@ -257,6 +271,29 @@ def _pacifica(environ: Mapping[str, str], source: _Source) -> PacificaSettings:
     )
 
 
+def _http(source: _Source) -> HttpSettings:
+    defaults = HttpSettings()
+    return HttpSettings(
+        threads=source.integer("DISPATCHER_HTTP_THREADS", defaults.threads, minimum=1),
+        connection_limit=source.integer(
+            "DISPATCHER_HTTP_CONNECTION_LIMIT", defaults.connection_limit, minimum=8
+        ),
+        max_header_bytes=source.integer(
+            "DISPATCHER_HTTP_MAX_HEADER_BYTES", defaults.max_header_bytes, minimum=1024
+        ),
+        max_headers=source.integer("DISPATCHER_HTTP_MAX_HEADERS", defaults.max_headers, 8),
+        request_timeout_seconds=source.number(
+            "DISPATCHER_HTTP_REQUEST_TIMEOUT", defaults.request_timeout_seconds, minimum=1
+        ),
+        idle_timeout_seconds=source.number(
+            "DISPATCHER_HTTP_IDLE_TIMEOUT", defaults.idle_timeout_seconds, minimum=1
+        ),
+        shutdown_seconds=source.number(
+            "DISPATCHER_HTTP_SHUTDOWN_TIMEOUT", defaults.shutdown_seconds, minimum=0
+        ),
+    )
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read every setting from ``environ`` (default: ``os.environ``) and the config file."""
     environ = os.environ if environ is None else environ
@@ -321,6 +358,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         log_tail_kb=source.integer("DISPATCHER_LOG_TAIL_KB", defaults.log_tail_kb, minimum=1),
         retention_days=_retention(source),
         pacifica=_pacifica(environ, source),
+        http=_http(source),
     )
     _check_auth(settings)
     return settings
