@@ -112,7 +112,7 @@ def test_the_run_page_shows_event_timeline_models_charts_configs(
     assert html.count('class="series"') == 1 and "loose_coupling · config_1" in html
     assert "<h3>config_3</h3>" in html and "PROJECT.runtime" in html
     assert "in_file_one.csv" in html and "text/x-python" in html
-    assert "exit 101" in html and "1.5 s" in html
+    assert "Exit status</dt><dd>101" in html and "1.5 s" in html
     assert "data-refresh" not in html  # final: no refresh
 
 

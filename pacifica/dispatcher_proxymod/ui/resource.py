@@ -28,7 +28,11 @@ from . import security, views
 
 #: Result files served as text/plain; every other one as application/octet-stream.
 TEXT_SUFFIXES = frozenset({".log", ".txt", ".csv", ".ini", ".json", ".md", ".py"})
-STATIC_FILES = {"ui.css": "text/css; charset=utf-8", "ui.js": "text/javascript; charset=utf-8"}
+STATIC_FILES = {
+    "ui.css": "text/css; charset=utf-8",
+    "ui.js": "text/javascript; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
+}
 
 
 def _environment() -> jinja2.Environment:

@@ -226,7 +226,7 @@ def model_views(models: Iterable[Mapping[str, Any]]) -> list[ModelView]:
             if signal_name
             else ""
             if exit_code is None
-            else f"exit {exit_code}"
+            else str(exit_code)
         )
         location = run.get("location") or {}
         views.append(
