@@ -72,7 +72,8 @@ def open_store(settings: Settings) -> Iterator[Settings]:
     store.open_database(settings)
     with store.connection():
         store.Task.delete().execute()
-        store.TaskChart.delete().execute()
+        for table in store.TASK_TABLES:
+            table.delete().execute()
     yield settings
     store.close_database()
 

@@ -80,6 +80,7 @@ def test_description_names_every_resource_of_the_api() -> None:
         "/receive",
         "/status/{taskID}",
         "/get/{taskID}",
+        "/logs/{taskID}",
         "/health",
         "/openapi.json",
     }

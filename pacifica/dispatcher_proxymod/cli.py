@@ -5,6 +5,8 @@ pacifica-dispatcher-proxymod worker [celery worker options]                     
 pacifica-dispatcher-proxymod standalone --data-dir D --output-dir O             web + worker
 pacifica-dispatcher-proxymod process EVENT.json --data-dir D --output-dir O     one event
 pacifica-dispatcher-proxymod recover                                            re-queue lost
+pacifica-dispatcher-proxymod purge --older-than DAYS                            delete old tasks
+pacifica-dispatcher-proxymod logs ID [--model M] [--stream S]                   a task's logs
 pacifica-dispatcher-proxymod subscribe --notifications-url U --user N --target-url T  subscribe
 """
 
@@ -73,6 +75,20 @@ def build_parser() -> argparse.ArgumentParser:
     process.add_argument("event", type=Path, help="the event as JSON (as Notifications sends it)")
     _local_options(process)
     commands.add_parser("recover", help="re-queue tasks whose message may have been lost")
+    purge = commands.add_parser(
+        "purge", help="delete final tasks (and their kept work directories) finished long ago"
+    )
+    purge.add_argument(
+        "--older-than",
+        required=True,
+        type=float,
+        metavar="DAYS",
+        help="finished more than DAYS days ago (0: every final task)",
+    )
+    logs = commands.add_parser("logs", help="print the kept stdout and stderr of a task's models")
+    logs.add_argument("task_id", metavar="ID", help="the task id")
+    logs.add_argument("--model", help="only this model")
+    logs.add_argument("--stream", choices=("stdout", "stderr"), help="only this stream")
     subscribe = commands.add_parser(
         "subscribe", help="register (or show, enable, delete) our Notifications subscription"
     )
@@ -98,6 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_process(settings, args)
         if args.command == "recover":
             return run_recover(settings)
+        if args.command == "purge":
+            return run_purge(settings, args.older_than)
+        if args.command == "logs":
+            return run_logs(settings, args)
         if args.command == "subscribe":
             return run_subscribe(settings, args)
         serve(settings, args.host, args.port, args.cp_config)
@@ -259,4 +279,38 @@ def run_recover(settings: Settings) -> int:
     store.open_database(settings)
     sent = recover(create_celery_app(settings), settings)
     print(f"re-queued {sent} task(s)")
+    return 0
+
+
+def run_purge(settings: Settings, older_than_days: float) -> int:
+    """Delete final tasks finished more than ``older_than_days`` ago; print how many."""
+    from . import store
+    from .retention import purge
+
+    if older_than_days < 0:
+        print("error: --older-than must be 0 or more days", file=sys.stderr)
+        return 2
+    store.open_database(settings)
+    purged = purge(settings, older_than_days)
+    print(f"purged {purged.tasks} task(s); removed {purged.work_dirs} work directories")
+    return 0
+
+
+def run_logs(settings: Settings, args: argparse.Namespace) -> int:
+    """Print a task's kept model logs, as ``GET /logs/<id>`` serves them."""
+    from . import store
+    from .logview import BadLogRequest, LogNotFound, task_logs
+
+    try:
+        task_id = str(uuid.UUID(args.task_id))
+    except ValueError:
+        print(f"error: {args.task_id!r} is not a task id (a UUID)", file=sys.stderr)
+        return 2
+    store.open_database(settings)
+    try:
+        text = task_logs(task_id, args.model, args.stream, settings.log_tail_kb)
+    except (LogNotFound, BadLogRequest) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(text)
     return 0

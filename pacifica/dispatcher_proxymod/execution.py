@@ -174,6 +174,7 @@ def _outcome(result: HandlerResult) -> Outcome:
         error_type="ModelFailed" if result.failure else None,
         error_message=result.failure,
         charts=[chart.to_json() for chart in result.charts],
+        logs=result.logs,
     )
 
 

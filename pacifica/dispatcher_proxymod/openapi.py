@@ -399,6 +399,40 @@ def _task_lookup(operation_id: str, summary: str, schema: dict[str, Any]) -> dic
     }
 
 
+def _logs() -> dict[str, Any]:
+    lookup = _task_lookup("getTaskLogs", "Each model's stdout and stderr, as kept", {})
+    operation = lookup["get"]
+    operation["description"] = (
+        "The last DISPATCHER_LOG_TAIL_KB KiB of each model's stdout and stderr, in run order, "
+        "each under a '==> <model> <stream> <==' header; with both model and stream, that "
+        "text alone."
+    )
+    operation["parameters"] += [
+        {
+            "name": "model",
+            "in": "query",
+            "schema": {"type": "string"},
+            "description": "only this model (its file name without .py)",
+        },
+        {
+            "name": "stream",
+            "in": "query",
+            "schema": {"type": "string", "enum": ["stdout", "stderr"]},
+        },
+    ]
+    operation["responses"].update(
+        {
+            "200": {
+                "description": "The logs",
+                "content": {"text/plain; charset=utf-8": {"schema": {"type": "string"}}},
+            },
+            "404": _error_response("No such task, or no such model in it"),
+            "422": _error_response("The taskID is not a UUID, or a parameter is not known"),
+        }
+    )
+    return lookup
+
+
 def _paths() -> dict[str, Any]:
     return {
         "/": {
@@ -439,6 +473,7 @@ def _paths() -> dict[str, Any]:
         "/get/{taskID}": _task_lookup(
             "getTask", "The whole record of one task", _ref("TaskRecord")
         ),
+        "/logs/{taskID}": _logs(),
         "/health": {
             "get": {
                 "operationId": "health",

@@ -18,7 +18,7 @@ from celery import Celery, signals
 from celery import Task as CeleryTask
 from kombu.entity import Queue
 
-from . import logconfig, store
+from . import logconfig, retention, store
 from .execution import execute
 from .routing import prepare as prepare_route
 from .sandbox import sandbox_status
@@ -201,7 +201,8 @@ def recover(app: Celery, settings: Settings) -> int:
 
 
 class RecoveryLoop:
-    """Runs :func:`recover` every ``recovery_interval_seconds`` in a daemon thread."""
+    """Runs :func:`recover` every ``recovery_interval_seconds`` in a daemon thread, and with
+    ``DISPATCHER_RETENTION_DAYS`` set the retention purge (at start, then hourly)."""
 
     def __init__(self, app: Celery, settings: Settings) -> None:
         self.app = app
@@ -221,10 +222,15 @@ class RecoveryLoop:
             self._thread.join()
 
     def _run(self) -> None:
+        next_purge = time.monotonic()
         while True:
             try:
                 _ensure_store(self.settings)
                 recover(self.app, self.settings)
+                days = self.settings.retention_days
+                if days is not None and time.monotonic() >= next_purge:
+                    next_purge = time.monotonic() + retention.RETENTION_INTERVAL_SECONDS
+                    retention.purge(self.settings, days)
             except Exception:
                 log.warning("recovery pass failed; will try again", exc_info=True)
             finally:

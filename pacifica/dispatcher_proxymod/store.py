@@ -23,6 +23,7 @@ import pymysql
 from playhouse.db_url import connect as connect_url
 
 from .events import Event
+from .modellog import ModelLog
 from .settings import Settings
 from .states import TaskStatus
 
@@ -146,6 +147,26 @@ class TaskChart(peewee.Model):
         indexes = ((("task_id", "position"), True),)
 
 
+class TaskLog(peewee.Model):
+    """The end of one model's stdout or stderr (the last ``DISPATCHER_LOG_TAIL_KB`` KiB).
+
+    Kept with the task so the web process serves it whatever the transfer, after the work
+    directory is gone.
+    """
+
+    task_id = peewee.CharField(max_length=36)
+    position = peewee.IntegerField()  #: the model's place in the run
+    model = peewee.CharField(max_length=255)
+    stream = peewee.CharField(max_length=8)  #: "stdout" or "stderr"
+    text = LongTextField()
+    truncated = peewee.BooleanField(default=False)  #: the stream was longer than the tail
+
+    class Meta:
+        database = database_proxy
+        table_name = "dispatcher_task_log"
+        indexes = ((("task_id", "position", "stream"), True),)
+
+
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat(timespec="milliseconds") + "Z"
 
@@ -160,7 +181,9 @@ def event_key(source: str, event_id: str) -> str:
 
 
 #: Every table of the store, created at start when missing.
-TABLES = (Task, TaskChart)
+TABLES = (Task, TaskChart, TaskLog)
+#: The tables whose rows belong to one task (``task_id``): deleted with it.
+TASK_TABLES = (TaskChart, TaskLog)
 
 
 def open_database(settings: Settings) -> peewee.Database:
@@ -395,6 +418,7 @@ class Outcome:
     error_message: str | None = None
     error_traceback: str | None = None
     charts: Sequence[dict[str, Any]] = ()  #: ``charts.Chart.to_json()`` of each chart
+    logs: Sequence[ModelLog] = ()  #: the end of each model's stdout and stderr
 
 
 def finish(task_id: str, worker: str | None, outcome: Outcome) -> bool:
@@ -424,6 +448,7 @@ def finish(task_id: str, worker: str | None, outcome: Outcome) -> bool:
         )
         if updated:
             _replace_charts(task_id, outcome.charts)
+            _replace_logs(task_id, outcome.logs)
         return updated
 
 
@@ -435,6 +460,38 @@ def _replace_charts(task_id: str, charts: Sequence[dict[str, Any]]) -> None:
     ]
     for start in range(0, len(rows), 20):  # bounded statements (each chart is up to ~1 MiB)
         TaskChart.insert_many(rows[start : start + 20]).execute()
+
+
+def _replace_logs(task_id: str, logs: Sequence[ModelLog]) -> None:
+    TaskLog.delete().where(TaskLog.task_id == task_id).execute()
+    positions: dict[str, int] = {}
+    rows = []
+    for entry in logs:
+        position = positions.setdefault(entry.model, len(positions))
+        rows.append(
+            {
+                "task_id": task_id,
+                "position": position,
+                "model": entry.model,
+                "stream": entry.stream,
+                "text": entry.text,
+                "truncated": entry.truncated,
+            }
+        )
+    for start in range(0, len(rows), 20):  # bounded statements (each up to the tail size)
+        TaskLog.insert_many(rows[start : start + 20]).execute()
+
+
+@reconnecting
+def logs_of(task_id: str) -> list[ModelLog]:
+    """The kept model logs of a task, in run order, stdout before stderr."""
+    with connection():
+        query = (
+            TaskLog.select()
+            .where(TaskLog.task_id == task_id)
+            .order_by(TaskLog.position, TaskLog.stream.desc())
+        )
+        return [ModelLog(row.model, row.stream, row.text, row.truncated) for row in query]
 
 
 @reconnecting

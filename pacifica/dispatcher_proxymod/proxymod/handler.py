@@ -6,7 +6,8 @@ Everything a task writes stays under its own work directory ``<work_dir>/<task i
     run/config_<N>.ini       the configs with absolute directories, given to the models
     result/                  the tree that is uploaded
         config_<N>.ini       the configs with the values as given
-        stdout.log stderr.log  what the models printed
+        stdout.log stderr.log  what the models printed, one after the other
+        logs/<model>.stdout.log logs/<model>.stderr.log  what each model printed
         plots/<model>__<config>.svg  a line chart of each model's output CSVs per config
         <out_dir>/...        what the models wrote
         manifest.json        provenance: event, inputs, models, configs, runs
@@ -25,10 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .. import __version__, modellog
 from ..charts import Chart
 from ..errors import UnprocessableEvent
 from ..events import Event, FileEntry, Upload, parse_upload
+from ..modellog import LOGS_DIR, STREAMS, ModelLog, model_log_path
 from ..paths import resolve_inside
 from ..sandbox import ModelRun, run_model, sandbox_status
 from ..settings import Settings
@@ -51,6 +53,7 @@ class HandlerResult:
     delivery: Delivery | None = None
     failure: str | None = None
     charts: list[Chart] = field(default_factory=list)
+    logs: list[ModelLog] = field(default_factory=list)
 
 
 def task_dir(settings: Settings, task_id: str) -> Path:
@@ -80,16 +83,21 @@ def handle(event: Event, task_id: str, settings: Settings, transfer: Transfer) -
         for entry in selection.models:
             _guard_result_dir(result_dir)
             before = plots.snapshot(result_dir)
+            model = entry.name[:-3]
+            for stream in STREAMS:  # what an earlier model planted there is not this one's
+                model_log_path(result_dir, model, stream).unlink(missing_ok=True)
             run = run_model(
                 local[entry],
                 ini_paths,
                 work,
-                result_dir / "stdout.log",
-                result_dir / "stderr.log",
+                model_log_path(result_dir, model, "stdout"),
+                model_log_path(result_dir, model, "stderr"),
                 settings,
             )
             result.models.append(run)
             _guard_result_dir(result_dir)
+            tail = settings.log_tail_kb * 1024
+            result.logs += [modellog.collect(result_dir, model, s, tail) for s in STREAMS]
             written.append(
                 plots.ModelOutputs(run.model, plots.changed(before, plots.snapshot(result_dir)))
             )
@@ -130,12 +138,21 @@ def _guard_result_dir(result_dir: Path) -> None:
     if result_dir.is_symlink() or not result_dir.is_dir():
         raise UnprocessableEvent(f"a model replaced the result directory {result_dir}")
     for name in ("stdout.log", "stderr.log", MANIFEST_NAME):
-        path = result_dir / name
-        if path.is_symlink() or (path.exists() and not path.is_file()):
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
+        _remove_unless_file(result_dir / name)
+    logs = result_dir / LOGS_DIR
+    if logs.is_symlink() or (logs.exists() and not logs.is_dir()):
+        logs.unlink()
+    logs.mkdir(exist_ok=True)
+    for path in logs.iterdir():  # each model's logs: regular files, or nothing
+        _remove_unless_file(path)
+
+
+def _remove_unless_file(path: Path) -> None:
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 def _write_configs(

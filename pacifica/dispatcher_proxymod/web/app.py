@@ -17,6 +17,7 @@ from ..routing import subscription_expression
 from ..settings import Settings
 from ..ui.resource import Dashboard
 from .errors import json_error_page
+from .logs import LogReads
 from .receive import Receiver
 from .service import ServiceResources
 from .tasks import TaskReads
@@ -30,6 +31,7 @@ class Api:
         self.index = reads.index
         self.status = reads.status
         self.get = reads.get
+        self.logs = LogReads(settings).logs
         self.receive = Receiver(settings, celery_app).receive
         service = ServiceResources(celery_app)
         self.health = service.health
