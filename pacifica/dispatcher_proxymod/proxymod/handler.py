@@ -11,11 +11,11 @@ Everything a task writes stays under its own work directory ``<work_dir>/<task i
         plots/<model>__<config>.svg  a line chart of each model's output CSVs per config
         <out_dir>/...        what the models wrote
         manifest.json        provenance: event, inputs, models, configs, runs
+        ro-crate-metadata.json  the same as a Process Run Crate (see crate.py)
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -23,7 +23,7 @@ import shutil
 import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .. import __version__, modellog
@@ -35,8 +35,7 @@ from ..paths import resolve_inside
 from ..sandbox import ModelRun, run_model, sandbox_status
 from ..settings import Settings
 from ..transfer import Delivery, Transfer
-from ..transfer.base import open_regular_file
-from . import plots
+from . import crate, plots
 from .config import ProxymodConfig, parse_configs
 from .files import Selection, select_files
 
@@ -77,12 +76,16 @@ def handle(event: Event, task_id: str, settings: Settings, transfer: Transfer) -
     try:
         wanted = [*selection.inputs, *selection.models]
         local = transfer.download(event, upload, wanted, files_dir)
+        # checksums as downloaded, before any model runs (and may tamper with them)
+        sources = {entry: _source_file(entry, local[entry]) for entry in wanted}
         ini_paths = _write_configs(configs, files_dir, run_dir, result_dir)
         result = HandlerResult()
         written: list[plots.ModelOutputs] = []
+        actions: list[crate.ModelAction] = []
         for entry in selection.models:
             _guard_result_dir(result_dir)
             before = plots.snapshot(result_dir)
+            before_all = crate.snapshot(result_dir)
             model = entry.name[:-3]
             for stream in STREAMS:  # what an earlier model planted there is not this one's
                 model_log_path(result_dir, model, stream).unlink(missing_ok=True)
@@ -101,6 +104,8 @@ def handle(event: Event, task_id: str, settings: Settings, transfer: Transfer) -
             written.append(
                 plots.ModelOutputs(run.model, plots.changed(before, plots.snapshot(result_dir)))
             )
+            new = crate.written(before_all, crate.snapshot(result_dir))
+            actions.append(crate.ModelAction(sources[entry], run, new))
         failures = [
             run.reason or f"model {run.model}: failed"
             for run in result.models
@@ -110,13 +115,10 @@ def handle(event: Event, task_id: str, settings: Settings, transfer: Transfer) -
         _guard_result_dir(result_dir)
         result.charts = plots.collect(result_dir, configs, written)
         plots.write_plots(result_dir, result.charts)
-        _write_manifest(
-            result_dir,
-            files_dir,
-            Provenance(event, task_id, upload, configs, selection, local, isolation),
-            result,
-            settings,
-        )
+        origin = Provenance(event, task_id, upload, configs, selection, local, isolation)
+        _write_manifest(result_dir, files_dir, origin, result, settings)
+        _guard_result_dir(result_dir)
+        crate.write_crate(result_dir, _run_description(origin, result, sources, actions))
         result.delivery = transfer.upload(
             upload,
             result_dir,
@@ -137,7 +139,7 @@ def _guard_result_dir(result_dir: Path) -> None:
     """Undo what a model may have planted to make the worker write outside the task."""
     if result_dir.is_symlink() or not result_dir.is_dir():
         raise UnprocessableEvent(f"a model replaced the result directory {result_dir}")
-    for name in ("stdout.log", "stderr.log", MANIFEST_NAME):
+    for name in ("stdout.log", "stderr.log", MANIFEST_NAME, crate.CRATE_NAME):
         _remove_unless_file(result_dir / name)
     logs = result_dir / LOGS_DIR
     if logs.is_symlink() or (logs.exists() and not logs.is_dir()):
@@ -171,12 +173,31 @@ def _write_configs(
     return ini_paths
 
 
-def _sha1(path: Path) -> str:
-    digest = hashlib.sha1()  # noqa: S324 - Pacifica's own checksum, not for security
-    with open_regular_file(path) as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _source_file(entry: FileEntry, path: Path) -> crate.SourceFile:
+    """A downloaded file of the input transaction, as the run crate names it."""
+    return crate.SourceFile(
+        entry.path, entry.file_id, crate.sha1_of(path), path.lstat().st_size, entry.mimetype
+    )
+
+
+def _run_description(
+    origin: Provenance,
+    result: HandlerResult,
+    sources: dict[FileEntry, crate.SourceFile],
+    actions: Sequence[crate.ModelAction],
+) -> crate.RunDescription:
+    return crate.RunDescription(
+        task_id=origin.task_id,
+        event_source=origin.event.source,
+        transaction_id=origin.upload.transaction_id,
+        submitter=origin.upload.submitter,
+        status="failed" if result.failure else "succeeded",
+        failure=result.failure,
+        dispatcher_version=__version__,
+        configs=tuple(PurePosixPath(f"config_{c.number}.ini") for c in origin.configs),
+        inputs=tuple(sources[entry] for entry in origin.selection.inputs),
+        actions=tuple(actions),
+    )
 
 
 def _describe(entries: Iterable[FileEntry], local: dict[FileEntry, Path], root: Path) -> list[Any]:
@@ -199,7 +220,7 @@ def _outputs(result_dir: Path) -> list[dict[str, Any]]:
         if stat.S_ISLNK(info.st_mode) or (stat.S_ISREG(info.st_mode) and info.st_nlink > 1):
             found.append({"path": relative, "skipped": "link"})
         elif stat.S_ISREG(info.st_mode):
-            found.append({"path": relative, "sha1": _sha1(path), "size": info.st_size})
+            found.append({"path": relative, "sha1": crate.sha1_of(path), "size": info.st_size})
     return found
 
 
