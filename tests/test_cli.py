@@ -86,7 +86,10 @@ def test_process_writes_the_result_tree(tmp_path: Path) -> None:
         "models/tight_coupling.py",
         "models/tight_coupling_twoway.py",
     }
-    assert all(len(entry["sha1"]) == 40 for entry in manifest["inputs"] + manifest["models"])
+    assert all(
+        entry["hashtype"] == "sha1" and len(entry["hashsum"]) == 40
+        for entry in manifest["inputs"] + manifest["models"]
+    )
 
 
 def test_process_fails_with_the_reason_on_stderr(tmp_path: Path) -> None:

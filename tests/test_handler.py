@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -82,6 +83,39 @@ def test_no_models_is_refused(example_event: dict[str, Any]) -> None:
     document["data"] = [e for e in document["data"] if e.get("mimetype") != "text/x-python"]
     with pytest.raises(UnprocessableEvent, match="text/x-python"):
         _select(document)
+
+
+@pytest.mark.parametrize("hashtype", ["shake128", "shake_128", "crc32"])
+def test_unusable_hash_types_are_rejected_naming_the_file_and_the_supported_types(
+    settings: Settings, example_event: dict[str, Any], hashtype: str
+) -> None:
+    document = json.loads(json.dumps(example_event))
+    model = next(e for e in _files(document) if e["name"] == "tight_coupling.py")
+    model["hashtype"] = hashtype
+    with pytest.raises(UnprocessableEvent) as caught:
+        handle(_event(document), "task-hash", settings, make_transfer(settings))
+    text = str(caught.value)
+    assert f"`models/tight_coupling.py`: unsupported hash type {hashtype!r}" in text
+    assert "supported: " in text and "sha1" in text and "md5" in text
+    assert not (settings.work_dir / "task-hash").exists(), "refused before anything ran"
+
+
+def test_the_manifest_labels_each_checksum_with_its_real_type(
+    settings: Settings, example_event: dict[str, Any], data_copy: Path
+) -> None:
+    document = json.loads(json.dumps(example_event))
+    model = next(e for e in _files(document) if e["name"] == "loose_coupling.py")
+    content = (data_copy / "models" / "loose_coupling.py").read_bytes()
+    model.update(hashtype="md5", hashsum=hashlib.md5(content).hexdigest())  # noqa: S324
+    local = settings.with_changes(data_dir=data_copy)
+    result = handle(_event(document), "task-md5", local, make_transfer(local))
+    assert result.delivery is not None
+    manifest = json.loads((Path(result.delivery.location) / "manifest.json").read_text())
+    described = {m["path"]: m for m in manifest["models"]}
+    assert described["models/loose_coupling.py"]["hashtype"] == "md5"
+    assert described["models/loose_coupling.py"]["hashsum"] == model["hashsum"]
+    assert described["models/tight_coupling.py"]["hashtype"] == "sha1"
+    assert "sha1" not in described["models/loose_coupling.py"]
 
 
 def test_handle_writes_configs_as_given_and_gives_models_absolute_ones(

@@ -176,6 +176,25 @@ def test_unsupported_hash_type_is_refused(dirs: dict[str, Path], transfer: Local
         transfer.download(EVENT, make_upload(), [odd], dirs["work"])
 
 
+@pytest.mark.parametrize("hashtype", ["shake_128", "shake128", "SHAKE_256", "", "sha-1"])
+def test_hash_types_needing_a_length_or_unknown_are_refused_not_a_type_error(
+    dirs: dict[str, Path], transfer: LocalTransfer, hashtype: str
+) -> None:
+    write(dirs["data"] / "a.csv", b"1")
+    odd = FileEntry("a.csv", "", "text/csv", hashtype, "00", 1, 1, None, None)
+    with pytest.raises(TransferError, match=r"unsupported hash type .*supported: .*sha1"):
+        transfer.download(EVENT, make_upload(), [odd], dirs["work"])
+    assert not (dirs["work"] / "a.csv").exists()
+
+
+def test_an_md5_checked_file_is_accepted(dirs: dict[str, Path], transfer: LocalTransfer) -> None:
+    write(dirs["data"] / "a.csv", b"1,2\n")
+    md5 = FileEntry("a.csv", "", "text/csv", "MD5", hashlib.md5(b"1,2\n").hexdigest(),  # noqa: S324
+                    4, 1, None, None)  # fmt: skip
+    got = transfer.download(EVENT, make_upload(), [md5], dirs["work"])
+    assert got[md5].read_bytes() == b"1,2\n"
+
+
 def test_large_file_is_streamed_not_loaded(dirs: dict[str, Path], transfer: LocalTransfer) -> None:
     size = 64 * 1024 * 1024
     block = os.urandom(1024 * 1024)

@@ -15,6 +15,7 @@ from ..errors import UnprocessableEvent
 from ..events import FileEntry, Upload
 from ..paths import safe_file_name, safe_relative_dir
 from ..problems import Problem, nearest, texts
+from ..transfer.base import SUPPORTED_HASH_TYPES, display_name, hash_type
 from .config import ProxymodConfig
 
 CSV_TYPE = "text/csv"
@@ -110,7 +111,26 @@ def file_problems(
                     f"{fixed}.py" if fixed.isidentifier() else None,
                 )
             )
+    for entry in (*inputs.values(), *models):
+        hash_problem = _hash_problem(entry)
+        if hash_problem is not None:
+            problems.append(hash_problem)
     return Selection(tuple(inputs.values()), tuple(models)), problems
+
+
+def _hash_problem(entry: FileEntry) -> Problem | None:
+    """Why the entry's checksum cannot be checked (a type needing a length, an unknown one)."""
+    where = display_name(entry)
+    if not entry.hashsum:
+        return Problem(where, "no checksum (hashsum) to verify the file with")
+    if hash_type(entry) in SUPPORTED_HASH_TYPES:
+        return None
+    return Problem(
+        where,
+        f"unsupported hash type {entry.hashtype!r}",
+        f"supported: {', '.join(SUPPORTED_HASH_TYPES)}",
+        nearest(hash_type(entry), SUPPORTED_HASH_TYPES),
+    )
 
 
 def _missing_input(

@@ -2,7 +2,7 @@
 
 Everything a task writes stays under its own work directory ``<work_dir>/<task id>/``::
 
-    files/<subdir>/<name>    inputs and models as downloaded (sha1 checked)
+    files/<subdir>/<name>    inputs and models as downloaded (checksums checked)
     run/config_<N>.ini       the configs with absolute directories, given to the models
     result/                  the tree that is uploaded
         config_<N>.ini       the configs with the values as given
@@ -35,6 +35,7 @@ from ..paths import resolve_inside
 from ..sandbox import ModelRun, run_model, sandbox_status
 from ..settings import Settings
 from ..transfer import Delivery, Transfer
+from ..transfer.base import hash_type
 from . import crate, plots
 from .config import ProxymodConfig, parse_configs
 from .files import Selection, select_files
@@ -204,7 +205,8 @@ def _describe(entries: Iterable[FileEntry], local: dict[FileEntry, Path], root: 
     return [
         {
             "path": local[entry].relative_to(root).as_posix(),
-            "sha1": entry.hashsum,
+            "hashtype": hash_type(entry),
+            "hashsum": entry.hashsum,
             "size": local[entry].lstat().st_size,
         }
         for entry in entries

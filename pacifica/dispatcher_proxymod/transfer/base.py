@@ -93,17 +93,36 @@ def display_name(entry: FileEntry) -> str:
     return f"{subdir}/{entry.name}" if subdir else entry.name
 
 
+#: The hash types a ``Files`` entry may name: hashlib's guaranteed ones of a fixed length (the
+#: ``shake_*`` ones need a length the event cannot give).
+SUPPORTED_HASH_TYPES = tuple(
+    sorted(name for name in hashlib.algorithms_guaranteed if not name.startswith("shake_"))
+)
+
+
+def hash_type(entry: FileEntry) -> str:
+    """The entry's hash type as hashlib names it (lower case, trimmed)."""
+    return (entry.hashtype or "").strip().lower()
+
+
+def hash_problem(entry: FileEntry) -> str | None:
+    """Why the entry's checksum cannot be checked (None when it can), naming the file."""
+    if not entry.hashsum:
+        return f"{display_name(entry)}: the event gives no checksum to verify"
+    if hash_type(entry) not in SUPPORTED_HASH_TYPES:
+        return (
+            f"{display_name(entry)}: unsupported hash type {entry.hashtype!r} "
+            f"(supported: {', '.join(SUPPORTED_HASH_TYPES)})"
+        )
+    return None
+
+
 def new_hash(entry: FileEntry) -> Any:
     """A fresh hash object of the entry's hash type; TransferError if we cannot check it."""
-    hashtype = (entry.hashtype or "").strip().lower()
-    if not entry.hashsum:
-        raise TransferError(f"{display_name(entry)}: the event gives no checksum to verify")
-    try:
-        return hashlib.new(hashtype)
-    except ValueError:
-        raise TransferError(
-            f"{display_name(entry)}: unsupported hash type {entry.hashtype!r}"
-        ) from None
+    problem = hash_problem(entry)
+    if problem is not None:
+        raise TransferError(problem)
+    return hashlib.new(hash_type(entry))
 
 
 def copy_verified(source: IO[bytes], destination: Path, entry: FileEntry) -> Path:
