@@ -105,6 +105,7 @@ def test_example_event_end_to_end(
     url, settings, log = service
     task_id = _post(url, example_event)["taskID"]
     assert wait_final(url, task_id) == "200 OK", log.read_text()[-3000:]
+    assert "sandbox controls: isolation: " in log.read_text(), "the worker states them at start"
     record = requests.get(f"{url}/get/{task_id}", timeout=10).json()
     assert [run["outcome"] for run in record["models"]] == ["ok", "ok", "ok"]
     assert record["started"] and record["finished"] and record["updated"] != record["created"]

@@ -152,7 +152,12 @@ def test_task_list_is_paginated(base_url: str, example_event: dict[str, Any]) ->
 def test_health_reports_database_and_broker(base_url: str) -> None:
     answer = requests.get(f"{base_url}/health", timeout=30)
     assert answer.status_code == 200
-    assert answer.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+    health = answer.json()
+    sandbox = health.pop("sandbox")
+    assert health == {"status": "ok", "database": "ok", "broker": "ok"}
+    assert sandbox["isolation"] in ("bwrap", "process")
+    assert sandbox["seccomp"].startswith("active: refuses memfd_create")
+    assert "refused (seccomp)" in sandbox["user_namespaces"]
 
 
 def test_health_is_503_when_the_broker_is_down(open_store: Settings) -> None:

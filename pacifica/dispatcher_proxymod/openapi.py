@@ -15,6 +15,7 @@ import copy
 from typing import Any
 
 from . import __version__
+from .sandbox.verdict import LIMITS
 from .states import TaskStatus
 
 OPENAPI_VERSION = "3.0.3"
@@ -182,7 +183,7 @@ def _schemas() -> dict[str, Any]:
                 "limit": {
                     "type": "string",
                     "nullable": True,
-                    "enum": ["memory", "cpu", "file_size", "processes", "open_files", None],
+                    "enum": [*LIMITS, None],
                 },
                 "reason": _NULLABLE_STRING,
                 "isolation": {"type": "string", "enum": ["bwrap", "process"]},
@@ -280,6 +281,13 @@ def _schemas() -> dict[str, Any]:
                 "status": {"type": "string", "enum": ["ok", "unavailable"]},
                 "database": {"type": "string", "description": "ok, or unavailable: <why>"},
                 "broker": {"type": "string", "description": "ok, or unavailable: <why>"},
+                "sandbox": {
+                    "type": "object",
+                    "description": "The isolation models get here and each control over their "
+                    "memory and privileges, in words (isolation, memory, tmp, seccomp, "
+                    "user_namespaces, cgroup_memory)",
+                    "additionalProperties": {"type": "string"},
+                },
             },
         },
         "LegacyEvent": {

@@ -21,7 +21,7 @@ from kombu.entity import Queue
 from . import logconfig, retention, store
 from .execution import execute
 from .routing import prepare as prepare_route
-from .sandbox import sandbox_status
+from .sandbox import sandbox_controls, sandbox_status
 from .settings import DEFAULT_QUEUE, Settings, load_settings
 from .transfer import make_transfer
 
@@ -114,6 +114,10 @@ def start_worker_services(app: Celery) -> RecoveryLoop:
             "NO SANDBOX: bubblewrap is not usable here; models run with process isolation and "
             "limits only (set DISPATCHER_SANDBOX=bwrap to refuse to run them instead)"
         )
+    log.info(
+        "sandbox controls: %s",
+        "; ".join(f"{name}: {text}" for name, text in sandbox_controls(settings).items()),
+    )
     loop = RecoveryLoop(app, settings)
     loop.start()
     return loop

@@ -113,6 +113,12 @@ class ModelLimits:
     file_size_mb: int = 1024
     open_files: int = 256
     processes: int = 64
+    tmp_mb: int = 64  # the sandbox's /tmp: part of memory_mb, not on top of it
+
+    @property
+    def address_space_mb(self) -> int:
+        """The address-space limit: the memory limit less what ``/tmp`` may hold."""
+        return self.memory_mb - self.tmp_mb
 
 
 @dataclass(frozen=True)
@@ -172,6 +178,8 @@ class Settings:
     max_body_bytes: int = 4 * 1024 * 1024
     max_configs: int = 100
     max_files: int = 10_000
+    max_output_mb: int = 4096  # per file the larger of allocated (st_blocks) and apparent size
+    max_output_files: int = 10_000
     auth: str = "none"
     auth_username: str | None = None
     auth_password: str | None = None
@@ -312,7 +320,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "DISPATCHER_MODEL_OPEN_FILES", ModelLimits.open_files, minimum=16
         ),
         processes=source.integer("DISPATCHER_MODEL_PROCESSES", ModelLimits.processes, minimum=1),
+        tmp_mb=source.integer("DISPATCHER_MODEL_TMP_MB", ModelLimits.tmp_mb, minimum=1),
     )
+    if limits.tmp_mb * 2 > limits.memory_mb:
+        raise SettingsError(
+            "DISPATCHER_MODEL_TMP_MB",
+            f"{limits.tmp_mb} is more than half of DISPATCHER_MODEL_MEMORY_MB={limits.memory_mb} "
+            "(the sandbox's /tmp is part of the model's memory limit)",
+        )
     data_dir = source.optional("DISPATCHER_DATA_DIR")
     output_dir = source.optional("DISPATCHER_OUTPUT_DIR")
     auth = source.choice("DISPATCHER_AUTH", "none", AUTH_MODES)
@@ -332,6 +347,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_body_bytes=source.integer("DISPATCHER_MAX_BODY_BYTES", defaults.max_body_bytes, 1024),
         max_configs=source.integer("DISPATCHER_MAX_CONFIGS", defaults.max_configs, minimum=1),
         max_files=source.integer("DISPATCHER_MAX_FILES", defaults.max_files, minimum=1),
+        max_output_mb=source.integer("DISPATCHER_MAX_OUTPUT_MB", defaults.max_output_mb, minimum=1),
+        max_output_files=source.integer(
+            "DISPATCHER_MAX_OUTPUT_FILES", defaults.max_output_files, minimum=1
+        ),
         auth=auth,
         auth_username=source.optional("DISPATCHER_AUTH_USERNAME"),
         auth_password=source.optional("DISPATCHER_AUTH_PASSWORD"),
@@ -393,6 +412,9 @@ def environment_for(settings: Settings, base: Mapping[str, str]) -> dict[str, st
         "DISPATCHER_MODEL_FILE_SIZE_MB": limits.file_size_mb,
         "DISPATCHER_MODEL_OPEN_FILES": limits.open_files,
         "DISPATCHER_MODEL_PROCESSES": limits.processes,
+        "DISPATCHER_MODEL_TMP_MB": limits.tmp_mb,
+        "DISPATCHER_MAX_OUTPUT_MB": settings.max_output_mb,
+        "DISPATCHER_MAX_OUTPUT_FILES": settings.max_output_files,
         "DISPATCHER_HEARTBEAT": settings.heartbeat_seconds,
         "DISPATCHER_STALE_AFTER": settings.stale_after_seconds,
         "DISPATCHER_REQUEUE_AFTER": settings.requeue_after_seconds,

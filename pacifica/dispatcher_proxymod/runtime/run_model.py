@@ -11,9 +11,14 @@ callable named ``NAME`` with the INI paths as strings, in order.
 It imports the standard library only: it runs with the bare interpreter, without site-packages.
 
 Exit status: ``0`` when the callable returned; the status a model passed to ``sys.exit`` or
-``os._exit``; else one of the reserved ``EXIT_*`` codes below, each followed by one last stderr
-line starting with :data:`MARKER` and holding a JSON object (``what`` and ``detail``), so the
-dispatcher can tell a model's own ``sys.exit(101)`` apart from ours.
+``os._exit``; else one of the reserved ``EXIT_*`` codes below, each explained by one line
+starting with :data:`MARKER` and holding a JSON object (``what`` and ``detail``), so the
+dispatcher can tell a model's own ``sys.exit(101)`` apart from ours. That line goes to stderr
+for people, and to ``--report-fd``, a pipe only the dispatcher reads: what a model prints on
+stderr cannot pass for it.
+
+With ``--seccomp-fd`` it reads a compiled seccomp filter (classic BPF) from that descriptor
+and installs it, with ``no_new_privs``, before it imports the model.
 """
 
 from __future__ import annotations
@@ -47,14 +52,25 @@ EXIT_OPEN_FILES = 106
 EXIT_PROCESSES = 107
 #: This program was started with wrong arguments (a dispatcher bug, not the model's).
 EXIT_USAGE = 108
+#: A write failed with ``ENOSPC`` while the sandbox's size-limited ``/tmp`` was full.
+EXIT_TMP_SPACE = 109
 
-RESERVED_EXIT_CODES = frozenset(range(EXIT_RAISED, EXIT_USAGE + 1))
+RESERVED_EXIT_CODES = frozenset(range(EXIT_RAISED, EXIT_TMP_SPACE + 1))
 
 #: Prefix of the last stderr line that explains a reserved exit status.
 MARKER = "[run_model] "
 
 _MEBIBYTE = 1024 * 1024
 _MESSAGE_LIMIT = 500
+_PR_SET_NO_NEW_PRIVS = 38
+_PR_SET_SECCOMP = 22
+_SECCOMP_MODE_FILTER = 2
+_BPF_INSTRUCTION_BYTES = 8
+
+#: Where the report line goes besides stderr (``--report-fd``), once the options are read.
+_report_fd: int | None = None
+#: The size of the sandbox's ``/tmp`` in MiB when it is limited (``--tmp-mb``), else 0.
+_tmp_mb = 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--file-size-mb", type=int, default=0, help="largest file it may write")
     parser.add_argument("--open-files", type=int, default=0, help="most open file descriptors")
     parser.add_argument("--processes", type=int, default=0, help="most processes and threads")
+    parser.add_argument("--tmp-mb", type=int, default=0, help="size of the sandbox's /tmp")
+    parser.add_argument("--seccomp-fd", type=int, default=None, help="compiled seccomp filter")
+    parser.add_argument("--report-fd", type=int, default=None, help="where to write the report")
     parser.add_argument("model_file", help="path of the model's .py file")
     parser.add_argument("ini_paths", nargs="*", help="INI files, passed to the callable in order")
     return parser
@@ -98,9 +117,47 @@ def report(code: int, what: str, detail: str) -> int:
     with contextlib.suppress(Exception):  # a model may have broken sys.stderr; fd 2 still works
         sys.stderr.flush()
     line = MARKER + json.dumps({"what": what, "detail": detail[:_MESSAGE_LIMIT]}) + "\n"
-    with contextlib.suppress(OSError):
-        os.write(2, line.encode("utf-8", "replace"))
+    for fd in (2, _report_fd):
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(fd, line.encode("utf-8", "replace"))
     return code
+
+
+def install_seccomp(fd: int) -> None:
+    """Read a compiled seccomp filter from ``fd`` and install it for this process and all it
+    starts; raises OSError when the kernel refuses it."""
+    import ctypes  # only where a filter is given
+
+    with os.fdopen(fd, "rb") as source:
+        program = source.read()
+    if not program or len(program) % _BPF_INSTRUCTION_BYTES:
+        raise OSError(errno.EINVAL, f"a seccomp filter of {len(program)} bytes")
+
+    class _Program(ctypes.Structure):
+        _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_void_p))
+
+    buffer = ctypes.create_string_buffer(program, len(program))
+    prog = _Program(len(program) // _BPF_INSTRUCTION_BYTES, ctypes.addressof(buffer))
+    libc = ctypes.CDLL(None, use_errno=True)
+    for args in (
+        (_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0),
+        (_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(prog), 0, 0),
+    ):
+        if libc.prctl(*[ctypes.c_ulong(arg) for arg in args]) != 0:
+            number = ctypes.get_errno()
+            raise OSError(number, f"prctl({args[0]}): {os.strerror(number)}")
+
+
+def _tmp_is_full() -> bool:
+    """True when the size-limited ``/tmp`` has (almost) no room left."""
+    if _tmp_mb <= 0:
+        return False
+    try:
+        info = os.statvfs("/tmp")  # noqa: S108 - the sandbox's own tmpfs
+    except OSError:
+        return False
+    return info.f_bavail * info.f_frsize < _MEBIBYTE
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -129,6 +186,8 @@ def limit_exit_code(exc: BaseException) -> tuple[int, str] | None:
                 return EXIT_FILE_SIZE, "file_size"
             if link.errno == errno.EMFILE:
                 return EXIT_OPEN_FILES, "open_files"
+            if link.errno == errno.ENOSPC and _tmp_is_full():
+                return EXIT_TMP_SPACE, "tmp_space"
             if isinstance(link, BlockingIOError) and link.errno == errno.EAGAIN:
                 return EXIT_PROCESSES, "processes"
         if isinstance(link, RuntimeError) and "can't start new thread" in str(link):
@@ -172,11 +231,22 @@ def main(argv: Sequence[str]) -> int:
         options = _parser().parse_args(argv)
     except SystemExit:
         return report(EXIT_USAGE, "usage", "run_model.py was started with invalid arguments")
+    global _report_fd, _tmp_mb
+    _tmp_mb = options.tmp_mb
+    if options.report_fd is not None:
+        try:
+            os.set_inheritable(options.report_fd, False)  # not for the programs a model runs
+            os.set_blocking(options.report_fd, False)  # a model filling it cannot block us
+            _report_fd = options.report_fd
+        except OSError as exc:
+            return report(EXIT_USAGE, "usage", f"the report descriptor is unusable: {exc}")
     runtime_dir = os.path.dirname(os.path.abspath(__file__))
     sys.path.insert(0, runtime_dir)
     sys.dont_write_bytecode = True
     try:
         apply_limits(options)
+        if options.seccomp_fd is not None:
+            install_seccomp(options.seccomp_fd)
         os.chdir(options.work_dir)
         os.environ["PWD"] = options.work_dir  # bwrap sets it to where it started
     except (OSError, ValueError) as exc:

@@ -47,15 +47,16 @@ warns loudly once if not.
 
 The package, one concept per module:
 
-* ``api``: the public functions, :func:`run_model` and :func:`sandbox_status`;
+* ``api``: the public functions (:func:`run_model`, :func:`sandbox_status`, ``sandbox_controls``);
 * ``execute``: one run with a chosen isolation (command, environment, logs, work-dir ownership);
 * ``filesystem``: the bwrap command line and the file system tree it builds;
 * ``supervise``: starting, waiting, the timeout, and killing everything a model left;
 * ``verdict``: :class:`ModelRun` and how an exit status and the runner's report are judged;
-* ``probe``: whether bubblewrap works here (probed once).
+* ``probe``: whether bubblewrap works here (probed once);
+* ``seccomp``: the system-call filter (no memfd, SysV shared memory or new user namespaces).
 """
 
-from .api import run_model, sandbox_status
+from .api import run_model, sandbox_controls, sandbox_status
 from .execute import SANDBOX_PATH, SANDBOX_UID_BASE
 from .filesystem import NAMESPACE_ID
 from .verdict import ModelRun
@@ -66,5 +67,6 @@ __all__ = [
     "SANDBOX_UID_BASE",
     "ModelRun",
     "run_model",
+    "sandbox_controls",
     "sandbox_status",
 ]

@@ -1,4 +1,4 @@
-"""The public functions: :func:`run_model` and :func:`sandbox_status`."""
+"""The public functions: :func:`run_model`, :func:`sandbox_status` and :func:`sandbox_controls`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from pathlib import Path
 
 from .. import errors
 from ..settings import Settings
-from .execute import execute
+from .execute import execute, is_root
 from .probe import bwrap_problem, warn_once
+from .seccomp import REFUSED_CALLS, seccomp_problem
 from .verdict import ModelRun
 
 
@@ -30,6 +31,35 @@ def sandbox_status(settings: Settings) -> str:
         )
     warn_once(problem)
     return "process"
+
+
+def sandbox_controls(settings: Settings) -> dict[str, str]:
+    """The isolation and each control over a model's memory and privileges that is active here,
+    in words (``/health`` shows it, the worker logs it at start)."""
+    try:
+        isolation = sandbox_status(settings)
+    except errors.SandboxUnavailable as exc:
+        return {"isolation": f"unavailable: {exc}"}
+    limits = settings.limits
+    bwrap = isolation == "bwrap"
+    seccomp = seccomp_problem()
+    if bwrap:
+        tmp = f"a private tmpfs of {limits.tmp_mb} MB, part of the {limits.memory_mb} MB limit"
+    else:
+        tmp = "the host's /tmp, not bounded (process isolation)"
+    namespaces = []
+    if bwrap and not is_root():
+        namespaces.append("disabled (bwrap --disable-userns)")
+    if seccomp is None:
+        namespaces.append("refused (seccomp)")
+    return {
+        "isolation": isolation,
+        "memory": f"address space {limits.address_space_mb if bwrap else limits.memory_mb} MB",
+        "tmp": tmp,
+        "seccomp": f"active: refuses {REFUSED_CALLS}" if seccomp is None else f"off: {seccomp}",
+        "user_namespaces": ", ".join(namespaces) or "allowed: no control is active",
+        "cgroup_memory": "not used",
+    }
 
 
 def run_model(

@@ -3,6 +3,7 @@ work directory; supervised, then judged."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from .. import errors
 from ..runtime import RUNTIME_DIR
 from ..settings import ModelLimits, Settings
 from .filesystem import interpreter
+from .seccomp import filter_program
 from .supervise import outer_prefix, reaping_orphans, supervise, supervise_bwrap
 from .verdict import ModelRun, judge, stderr_tail
 
@@ -22,6 +24,8 @@ SANDBOX_UID_BASE = 2_000_000_000
 
 #: The model's ``PATH``.
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
+#: The most of the runner's report that is read (it writes one line of at most ~600 bytes).
+REPORT_LIMIT_BYTES = 4096
 
 
 def execute(
@@ -36,18 +40,30 @@ def execute(
     """Start, supervise and judge one run with the given isolation."""
     name = model.stem
     limits = settings.limits
-    command = _runner_command(model, name, inis, work, limits)
+    bwrap = isolation == "bwrap"
     environment = _environment(work)
-    sandbox_uid = SANDBOX_UID_BASE + os.getpid() if isolation == "bwrap" and is_root() else None
+    sandbox_uid = SANDBOX_UID_BASE + os.getpid() if bwrap and is_root() else None
     started = datetime.now(UTC)
-    with _open_log(stdout_path) as stdout, _open_log(stderr_path) as stderr:
+    with (
+        _open_log(stdout_path) as stdout,
+        _open_log(stderr_path) as stderr,
+        _Channels(filter_program()) as channels,
+    ):
+        command = _runner_command(model, name, inis, work, limits, channels, tmp_limited=bwrap)
         stderr_start = os.fstat(stderr.fileno()).st_size
-        if isolation == "bwrap":
+        if bwrap:
             if sandbox_uid is not None:
                 hand_over(work, sandbox_uid, sandbox_uid)
             try:
                 outcome = supervise_bwrap(
-                    command, environment, work, stdout, stderr, settings, sandbox_uid
+                    command,
+                    environment,
+                    work,
+                    stdout,
+                    stderr,
+                    settings,
+                    sandbox_uid,
+                    channels.child_fds,
                 )
             finally:
                 if sandbox_uid is not None:
@@ -63,11 +79,53 @@ def execute(
                     limits,
                     None,
                     False,
+                    channels.child_fds,
                 )
         ended = datetime.now(UTC)
         # read back through the descriptor we wrote with: the path may be a model's by now
         tail = stderr_tail(stderr, stderr_start)
-    return judge(name, outcome, tail, limits, isolation, started, ended)
+        report = channels.report()
+    return judge(name, outcome, report, tail, limits, isolation, started, ended)
+
+
+class _Channels:
+    """The descriptors a run gets besides stdout and stderr: the seccomp filter to install (a
+    pipe holding the program) and the report pipe only the runner writes and we read."""
+
+    def __init__(self, program: bytes | None) -> None:
+        self.report_read, self.report_write = os.pipe()
+        os.set_blocking(self.report_read, False)
+        self.seccomp_read: int | None = None
+        if program is not None:
+            self.seccomp_read, writer = os.pipe()
+            try:
+                os.write(writer, program)  # far below a pipe's buffer (64 KiB)
+            finally:
+                os.close(writer)
+
+    @property
+    def child_fds(self) -> tuple[int, ...]:
+        """The descriptors the runner inherits."""
+        extra = () if self.seccomp_read is None else (self.seccomp_read,)
+        return (self.report_write, *extra)
+
+    def report(self) -> bytes:
+        """What the runner wrote on the report pipe (at most one pipe buffer)."""
+        chunks: list[bytes] = []
+        with contextlib.suppress(BlockingIOError, OSError):
+            while chunk := os.read(self.report_read, 65536):
+                chunks.append(chunk)
+                if sum(map(len, chunks)) >= REPORT_LIMIT_BYTES:
+                    break
+        return b"".join(chunks)[-REPORT_LIMIT_BYTES:]
+
+    def __enter__(self) -> _Channels:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for fd in (self.report_read, self.report_write, self.seccomp_read):
+            if fd is not None:
+                os.close(fd)
 
 
 def _open_log(path: Path) -> IO[bytes]:
@@ -85,9 +143,21 @@ def _open_log(path: Path) -> IO[bytes]:
 
 
 def _runner_command(
-    model: Path, name: str, inis: Sequence[Path], work: Path, limits: ModelLimits
+    model: Path,
+    name: str,
+    inis: Sequence[Path],
+    work: Path,
+    limits: ModelLimits,
+    channels: _Channels,
+    *,
+    tmp_limited: bool,
 ) -> list[str]:
-    """``python -I -S run_model.py ...`` with the bare interpreter."""
+    """``python -I -S run_model.py ...`` with the bare interpreter. Under bwrap ``/tmp`` is a
+    tmpfs of ``limits.tmp_mb`` taken from the memory limit; the rest is the address space."""
+    memory_mb = limits.address_space_mb if tmp_limited else limits.memory_mb
+    optional = ["--tmp-mb", str(limits.tmp_mb)] if tmp_limited else []
+    if channels.seccomp_read is not None:
+        optional += ["--seccomp-fd", str(channels.seccomp_read)]
     return [
         str(interpreter()),
         "-I",
@@ -98,7 +168,7 @@ def _runner_command(
         "--work-dir",
         str(work),
         "--memory-mb",
-        str(limits.memory_mb),
+        str(memory_mb),
         "--cpu-seconds",
         str(limits.cpu_seconds),
         "--file-size-mb",
@@ -107,6 +177,9 @@ def _runner_command(
         str(limits.open_files),
         "--processes",
         str(limits.processes),
+        "--report-fd",
+        str(channels.report_write),
+        *optional,
         "--",
         str(model),
         *[str(path) for path in inis],

@@ -66,9 +66,11 @@ class _Tree:
         self.args += ["--bind", source, destination]
         self._mounts[destination] = False
 
-    def tmpfs(self, destination: str, perms: str = "0755") -> None:
+    def tmpfs(self, destination: str, perms: str = "0755", size: int | None = None) -> None:
+        """A tmpfs at ``destination``; ``size`` bytes at most when given (``ENOSPC`` then)."""
         self._parents(destination)
-        self.args += ["--perms", perms, "--tmpfs", destination]
+        sized = ["--size", str(size)] if size is not None else []
+        self.args += ["--perms", perms, *sized, "--tmpfs", destination]
         self._mounts[destination] = True
 
     def symlink(self, target: str, destination: str) -> None:
@@ -91,7 +93,7 @@ class _Tree:
         )
 
 
-def _file_system(work: Path, extra_read_only: Sequence[str]) -> list[str]:
+def _file_system(work: Path, extra_read_only: Sequence[str], tmp_bytes: int) -> list[str]:
     """The bwrap mount arguments for one model."""
     tree = _Tree()
     for folder in _SYSTEM_DIRS:
@@ -110,7 +112,7 @@ def _file_system(work: Path, extra_read_only: Sequence[str]) -> list[str]:
         tree.read_only(python)
     for hidden in _site_packages():
         tree.tmpfs(hidden)
-    tree.tmpfs("/tmp", "1777")  # noqa: S108 - private to the sandbox
+    tree.tmpfs("/tmp", "1777", tmp_bytes)  # noqa: S108 - private to the sandbox, sized
     tree.special("--proc", "/proc")
     tree.special("--dev", "/dev")
     tree.read_only(str(RUNTIME_DIR))
@@ -139,8 +141,9 @@ def bwrap_command(
     extra_read_only: Sequence[str],
     info_fd: int,
     sandbox_uid: int | None,
+    tmp_bytes: int,
 ) -> list[str]:
-    """The bwrap command line that wraps the runner command."""
+    """The bwrap command line that wraps the runner command; ``/tmp`` holds ``tmp_bytes``."""
     command = [
         bwrap,
         "--unshare-pid",
@@ -157,13 +160,15 @@ def bwrap_command(
     ]
     if sandbox_uid is None:
         identity = str(NAMESPACE_ID)
-        command += ["--unshare-user", "--uid", identity, "--gid", identity]
+        # --disable-userns: the model may make no user namespace of its own (seccomp refuses
+        # it too; without a user namespace of ours, as root, seccomp alone does).
+        command += ["--unshare-user", "--disable-userns", "--uid", identity, "--gid", identity]
     else:
         # bwrap keeps every capability for root: keep only what setpriv needs to drop them.
         command += ["--cap-drop", "ALL"]
         for capability in ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"):
             command += ["--cap-add", capability]
-    command += _file_system(work, extra_read_only)
+    command += _file_system(work, extra_read_only, tmp_bytes)
     # No --chdir: bwrap's root has no DAC override; run_model.py changes to the work dir.
     command += ["--chdir", "/", "--"]
     if sandbox_uid is not None:

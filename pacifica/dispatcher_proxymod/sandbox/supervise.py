@@ -26,6 +26,7 @@ from .verdict import Exit
 log = logging.getLogger(__name__)
 
 
+MEBIBYTE = 1024 * 1024
 #: How long to wait for a killed sandbox to disappear before giving up on it.
 KILL_GRACE_SECONDS = 10.0
 
@@ -52,8 +53,10 @@ def supervise_bwrap(
     stderr: IO[bytes],
     settings: Settings,
     sandbox_uid: int | None,
+    child_fds: tuple[int, ...] = (),
 ) -> Exit:
-    """Run ``command`` inside bwrap; the info pipe tells us the sandbox's init to kill."""
+    """Run ``command`` inside bwrap; the info pipe tells us the sandbox's init to kill.
+    ``child_fds`` stay open in the sandbox (bwrap keeps the descriptors it inherits)."""
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise errors.SandboxUnavailable("bwrap is no longer on PATH")
@@ -66,6 +69,7 @@ def supervise_bwrap(
             settings.sandbox_ro_paths,
             info_write,
             sandbox_uid,
+            settings.limits.tmp_mb * MEBIBYTE,
         )
         return supervise(
             outer_prefix() + wrapped + command,
@@ -76,11 +80,10 @@ def supervise_bwrap(
             settings.limits,
             (info_read, info_write),
             True,
+            child_fds,
         )
     finally:
-        for fd in (info_read, info_write):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        os.close(info_read)  # supervise() closes info_write once the child has it
 
 
 @dataclass
@@ -102,24 +105,31 @@ def supervise(
     limits: ModelLimits,
     info_pipe: tuple[int, int] | None,
     signal_in_status: bool,
+    child_fds: tuple[int, ...] = (),
 ) -> Exit:
-    """Start ``command`` in a new session, wait up to the timeout, kill everything it left."""
+    """Start ``command`` in a new session, wait up to the timeout, kill everything it left.
+
+    ``child_fds`` (and the info pipe's write end) are inherited by the child; the info pipe's
+    write end is closed here once the child has it."""
     deadline = time.monotonic() + limits.timeout_seconds
-    process = subprocess.Popen(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=stdout,
-        stderr=stderr,
-        env=environment,
-        cwd="/" if info_pipe else work,
-        start_new_session=True,
-        close_fds=True,
-        pass_fds=(info_pipe[1],) if info_pipe else (),
-    )
+    try:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            env=environment,
+            cwd="/" if info_pipe else work,
+            start_new_session=True,
+            close_fds=True,
+            pass_fds=(*child_fds, *((info_pipe[1],) if info_pipe else ())),
+        )
+    finally:
+        if info_pipe is not None:
+            os.close(info_pipe[1])
     sandbox = _Sandbox(process, os.pidfd_open(process.pid))
     try:
         if info_pipe is not None:
-            os.close(info_pipe[1])
             child = _read_init_pid(info_pipe[0], deadline)
             if child is not None:
                 try:

@@ -12,9 +12,14 @@ from typing import IO, Any
 
 from ..runtime import run_model as runner
 from ..settings import ModelLimits
+from .seccomp import REFUSED_CALLS, REFUSED_SIGNAL
 
 #: How much of the end of the model's stderr is read to explain a failure.
 STDERR_TAIL_BYTES = 8192
+#: The limits a run can end with (``ModelRun.limit``); the OpenAPI description lists these.
+LIMITS = ("memory", "cpu", "file_size", "processes", "open_files", "tmp_space", "system_call")
+#: The limits the runner reports itself (the others show in the exit status).
+RUNNER_LIMITS = ("memory", "file_size", "open_files", "processes", "tmp_space")
 
 
 @dataclass(frozen=True)
@@ -27,7 +32,7 @@ class ModelRun:
     exit_code: int | None
     signal: int | None
     outcome: str  # "ok" | "error" | "timeout" | "limit" | "killed"
-    limit: str | None  # "memory" | "cpu" | "file_size" | "processes" | "open_files" | None
+    limit: str | None  # one of LIMITS, or None
     reason: str | None  # names the model and what happened; None when ok
     isolation: str  # "bwrap" | "process"
 
@@ -73,19 +78,20 @@ def stderr_tail(handle: IO[bytes], start: int) -> str:
         return ""
 
 
-def runner_report(tail: str) -> dict[str, str] | None:
-    """The runner's marker line: the last one in the stderr tail (processes the model started
-    may still have written after the runner reported and exited)."""
-    markers = [line for line in tail.splitlines() if line.startswith(runner.MARKER)]
+def runner_report(text: str) -> dict[str, str] | None:
+    """The runner's report: the last marker line of what it wrote on its report pipe (a bounded
+    read that only the runner writes; never the model's stderr). Anything that is not one flat
+    JSON object, deeply nested JSON included, is no report."""
+    markers = [line for line in text.splitlines() if line.startswith(runner.MARKER)]
     if not markers:
         return None
     try:
         report = json.loads(markers[-1][len(runner.MARKER) :])
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(report, dict):
         return None
-    return {str(key): str(value) for key, value in report.items()}
+    return {str(key): str(value) for key, value in report.items() if not isinstance(value, dict)}
 
 
 def _last_line(tail: str) -> str | None:
@@ -107,20 +113,24 @@ def _limit_text(limit: str, limits: ModelLimits) -> str:
         "file_size": f"exceeded the file size limit of {limits.file_size_mb} MB",
         "open_files": f"exceeded the limit of {limits.open_files} open files",
         "processes": f"exceeded the limit of {limits.processes} processes",
+        "tmp_space": f"filled its /tmp, which holds at most {limits.tmp_mb} MB of its "
+        f"{limits.memory_mb} MB memory limit",
+        "system_call": f"made a system call the sandbox refuses ({REFUSED_CALLS})",
     }[limit]
 
 
 def judge(
     name: str,
     result: Exit,
+    report: bytes,
     tail: str,
     limits: ModelLimits,
     isolation: str,
     started: datetime,
     ended: datetime,
 ) -> ModelRun:
-    """Turn an exit status and the stderr tail into a :class:`ModelRun`."""
-    outcome, limit, reason = _verdict(name, result, tail, limits)
+    """Turn an exit status, the runner's report and the stderr tail into a :class:`ModelRun`."""
+    outcome, limit, reason = _verdict(name, result, report.decode("utf-8", "replace"), tail, limits)
     return ModelRun(
         model=name,
         started=started,
@@ -135,7 +145,7 @@ def judge(
 
 
 def _verdict(
-    name: str, result: Exit, tail: str, limits: ModelLimits
+    name: str, result: Exit, report_text: str, tail: str, limits: ModelLimits
 ) -> tuple[str, str | None, str | None]:
     """``(outcome, limit, reason)``."""
     prefix = f"model {name}:"
@@ -145,12 +155,13 @@ def _verdict(
         return _signal_verdict(prefix, result, limits)
     if result.exit_code == runner.EXIT_OK:
         return "ok", None, None
-    report = runner_report(tail) if result.exit_code in runner.RESERVED_EXIT_CODES else None
+    reserved = result.exit_code in runner.RESERVED_EXIT_CODES
+    report = runner_report(report_text) if reserved else None
     if report is not None:
         what, detail = report.get("what", ""), report.get("detail", "")
         if what.startswith("limit:"):
             limit = what.removeprefix("limit:")
-            if limit in ("memory", "file_size", "open_files", "processes"):
+            if limit in RUNNER_LIMITS:
                 return "limit", limit, f"{prefix} {_limit_text(limit, limits)} ({detail})"
         if what == "raised":
             return "error", None, f"{prefix} raised {detail}"
@@ -175,6 +186,8 @@ def _signal_verdict(
         number == signal.SIGKILL and result.cpu_seconds >= limits.cpu_seconds
     ):
         return "limit", "cpu", f"{prefix} {_limit_text('cpu', limits)} (killed by {name})"
+    if number == REFUSED_SIGNAL:
+        return "limit", "system_call", f"{prefix} {_limit_text('system_call', limits)} ({name})"
     if number == signal.SIGXFSZ:
         return "limit", "file_size", f"{prefix} {_limit_text('file_size', limits)} ({name})"
     if number == signal.SIGKILL:

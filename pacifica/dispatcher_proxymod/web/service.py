@@ -6,6 +6,7 @@ import cherrypy
 from celery import Celery
 
 from .. import openapi, store
+from ..sandbox import sandbox_controls
 from .errors import json_body, only_get
 
 
@@ -30,7 +31,10 @@ class ServiceResources:
                 checks[name] = f"unavailable: {exc}"
         healthy = all(value == "ok" for value in checks.values())
         cherrypy.response.status = 200 if healthy else 503
-        return json_body({"status": "ok" if healthy else "unavailable", **checks})
+        sandbox = sandbox_controls(self.celery_app.conf.dispatcher_settings)
+        return json_body(
+            {"status": "ok" if healthy else "unavailable", **checks, "sandbox": sandbox}
+        )
 
     def _ping_broker(self) -> None:
         with self.celery_app.connection_for_write() as connection:
