@@ -8,6 +8,8 @@ pacifica-dispatcher-proxymod recover                                            
 pacifica-dispatcher-proxymod purge --older-than DAYS                            delete old tasks
 pacifica-dispatcher-proxymod logs ID [--model M] [--stream S]                   a task's logs
 pacifica-dispatcher-proxymod subscribe --notifications-url U --user N --target-url T  subscribe
+pacifica-dispatcher-proxymod pack DATA_DIR --config A.ini [...] --output EVENT.json    prepare
+pacifica-dispatcher-proxymod check EVENT.json [--data-dir D]                       check one
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import cherrypy
 from .errors import DispatcherError
 from .logconfig import configure as configure_logging
 from .logconfig import task_context
+from .prepare.check import add_check_arguments, run_check
+from .prepare.pack import add_pack_arguments, run_pack
 from .settings import Settings, environment_for, load_settings
 from .subscribe import add_subscribe_arguments, run_subscribe
 
@@ -93,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
         "subscribe", help="register (or show, enable, delete) our Notifications subscription"
     )
     add_subscribe_arguments(subscribe)
+    add_pack_arguments(commands.add_parser("pack", help="write the event of an upload to make"))
+    add_check_arguments(commands.add_parser("check", help="list every problem of an event"))
     return parser
 
 
@@ -120,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_logs(settings, args)
         if args.command == "subscribe":
             return run_subscribe(settings, args)
+        if args.command in ("pack", "check"):
+            return (run_pack if args.command == "pack" else run_check)(settings, args)
         serve(settings, args.host, args.port, args.cp_config)
         return 0
     except DispatcherError as exc:

@@ -1,0 +1,1 @@
+"""Preparing an upload before it is made: ``pack`` writes the event and ``check`` checks one."""
