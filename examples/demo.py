@@ -1,7 +1,9 @@
 """Run the example end to end on the embedded default and show the results.
 
 Starts ``pacifica-dispatcher-proxymod standalone`` (web server + worker, SQLite, embedded broker,
-local transfer) on a free port, POSTs ``examples/event.json`` as Pacifica Notifications would,
+local transfer) on a free port, packs ``examples/data`` with ``examples/configs`` into a fresh event
+(a new id each run, so edits to a model are run, not answered from an earlier task), POSTs it as
+Pacifica Notifications would,
 waits for the task to end, prints a table of the models' outcomes and the run page's URL, and
 keeps serving the dashboard until Ctrl-C (``--no-wait``: stops at once).
 """
@@ -64,6 +66,18 @@ def _print_outcomes(record: dict[str, Any]) -> None:
         print(f"results: {result} ({len(files)} files, {len(plots)} charts in plots/)")
 
 
+def _fresh_event(workdir: Path) -> Path:
+    """``pack`` the example afresh: the files as they are now, under a new event id, so the
+    service runs it again (the same id would be answered with the earlier task)."""
+    event = workdir / "event.json"
+    configs = [f"--config={HERE / 'configs' / f'config_{n}.ini'}" for n in (1, 2, 3)]
+    command = [sys.executable, "-m", "pacifica.dispatcher_proxymod", "pack", str(HERE / "data")]
+    subprocess.run([*command, *configs, f"--output={event}"], check=True)
+    event_id = json.loads(event.read_text(encoding="utf-8"))["eventID"]
+    print(f"packed examples/data afresh as event {event_id} (a new id each run: it runs again)")
+    return event
+
+
 def main() -> int:
     """Run the demo; the exit status is 0 when the task reached 200 OK."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -109,7 +123,7 @@ def main() -> int:
                     print(log_path.read_text()[-2000:], file=sys.stderr)
                     return 1
                 time.sleep(0.2)
-        accepted = _request(f"{url}/receive", (HERE / "event.json").read_bytes())
+        accepted = _request(f"{url}/receive", _fresh_event(workdir).read_bytes())
         print(f"POST /receive -> {accepted}")
         task_id = accepted["taskID"]
         status = accepted["status"]

@@ -1,7 +1,7 @@
 """Hostile models through the whole handler: download, sandbox, guard, manifest, upload.
 
 Each test puts a misbehaving model file beside the example inputs in a private data folder,
-builds the ingest event for it the way ``examples/make_event.py`` does, and runs
+builds the ingest event for it the way ``pack`` does, and runs
 ``proxymod.handler.handle`` with the local transfer, as a worker would. What the model tries and
 what must hold afterwards is in each test. ``tests/test_sandbox.py`` covers the sandbox on its
 own (files of the service, writes outside, environment, limits, PID namespace); these tests add

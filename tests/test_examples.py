@@ -1,23 +1,23 @@
-"""Tests of examples/: event.json describes the files in examples/data truly, and stays current."""
+"""Tests of examples/: event.json is what ``pack`` makes of configs/ and data/, and stays true."""
 
 from __future__ import annotations
 
 import ast
 import hashlib
-import importlib.util
 import json
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
 DATA_DIR = EXAMPLES_DIR / "data"
+CONFIGS_DIR = EXAMPLES_DIR / "configs"
+COMMAND = [sys.executable, "-m", "pacifica.dispatcher_proxymod"]
 MODELS = ["loose_coupling", "tight_coupling", "tight_coupling_twoway"]
 INPUTS = ["in_file_one.csv", "in_file_two.csv"]
 
@@ -30,14 +30,6 @@ def event() -> dict[str, Any]:
 
 def entries(event: dict[str, Any], table: str) -> list[dict[str, Any]]:
     return [entry for entry in event["data"] if entry["destinationTable"] == table]
-
-
-def load_make_event() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("make_event", EXAMPLES_DIR / "make_event.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_event_has_the_notifications_shape(event: dict[str, Any]) -> None:
@@ -110,29 +102,48 @@ def test_event_files_match_the_data_directory(event: dict[str, Any]) -> None:
     assert len({entry["_id"] for entry in files}) == len(files)
 
 
-def test_event_json_is_what_make_event_writes(event: dict[str, Any]) -> None:
-    module = load_make_event()
-    assert module.build_event() == event
-    assert (EXAMPLES_DIR / "event.json").read_text(encoding="utf-8") == module.render_event()
+def _without_times(event: dict[str, Any]) -> dict[str, Any]:
+    copy = {key: value for key, value in event.items() if key != "eventTime"}
+    copy["data"] = [
+        {key: value for key, value in entry.items() if key not in ("ctime", "mtime")}
+        for entry in event["data"]
+    ]
+    return copy
 
 
-def test_make_event_check_detects_a_stale_event(tmp_path: Path) -> None:
-    copy = tmp_path / "examples"
-    shutil.copytree(EXAMPLES_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    script = [sys.executable, str(copy / "make_event.py")]
-    assert subprocess.run([*script, "--check"], capture_output=True).returncode == 0
+def _pack(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    configs = [f"--config={CONFIGS_DIR / f'config_{n}.ini'}" for n in (1, 2, 3)]
+    return subprocess.run(
+        [*COMMAND, "pack", str(DATA_DIR), *configs, f"--output={tmp_path / 'event.json'}", *extra],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
-    with (copy / "data" / "inputs" / "in_file_one.csv").open("a") as handle:
+
+def test_event_json_is_what_pack_writes_from_the_configs(
+    event: dict[str, Any], tmp_path: Path
+) -> None:
+    done = _pack(tmp_path, "--event-id=metadata.ingest.1101")
+    assert done.returncode == 0, done.stderr
+    packed = json.loads((tmp_path / "event.json").read_text(encoding="utf-8"))
+    assert _without_times(packed) == _without_times(event)
+
+
+def test_check_finds_the_example_event_true_and_a_stale_one_out(tmp_path: Path) -> None:
+    check = [*COMMAND, "check", str(EXAMPLES_DIR / "event.json")]
+    done = subprocess.run([*check, f"--data-dir={DATA_DIR}"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no problems" in done.stdout
+
+    copy = tmp_path / "data"
+    shutil.copytree(DATA_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    with (copy / "inputs" / "in_file_one.csv").open("a") as handle:
         handle.write("2105,1.0\n")
-    stale = subprocess.run([*script, "--check"], capture_output=True, text=True)
+    stale = subprocess.run([*check, f"--data-dir={copy}"], capture_output=True, text=True)
     assert stale.returncode == 1
-    assert "out of date" in stale.stderr
-
-    subprocess.run(script, capture_output=True, check=True)
-    assert subprocess.run([*script, "--check"], capture_output=True).returncode == 0
-    regenerated = json.loads((copy / "event.json").read_text(encoding="utf-8"))
-    (entry,) = [e for e in regenerated["data"] if e.get("name") == "in_file_one.csv"]
-    assert entry["size"] == (copy / "data" / "inputs" / "in_file_one.csv").stat().st_size
+    assert "`inputs/in_file_one.csv`: is " in stale.stdout and "run pack again" in stale.stdout
 
 
 @pytest.mark.parametrize("name", INPUTS)
@@ -159,7 +170,8 @@ def test_model_files_define_a_function_named_like_the_file(name: str) -> None:
 
 def test_readme_names_every_example_file() -> None:
     readme = (EXAMPLES_DIR / "README.md").read_text(encoding="utf-8")
-    for name in ["event.json", "make_event.py", *INPUTS, *(f"{model}.py" for model in MODELS)]:
+    configs = [f"config_{n}.ini" for n in (1, 2, 3)]
+    for name in ["event.json", *configs, *INPUTS, *(f"{model}.py" for model in MODELS)]:
         assert name in readme
 
 
