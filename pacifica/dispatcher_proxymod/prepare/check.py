@@ -86,9 +86,9 @@ def data_problems(event: Event, data_dir: Path) -> list[Problem]:
             relative = _path_of(entry)
         except DispatcherError:  # an unsafe path: the worker's checks said so
             continue
-        found = _file_problems(entry, relative, data_dir)
-        problems.extend(found)
-        if not found and relative.parent == MODELS_DIR and entry.mimetype == PYTHON_TYPE:
+        listed = {other.name for other in upload.files if other.subdir == entry.subdir}
+        problems.extend(_file_problems(entry, relative, data_dir, listed))
+        if relative.parent == MODELS_DIR and entry.mimetype == PYTHON_TYPE:
             problems.extend(_model_problems(entry, data_dir))
     return problems
 
@@ -97,8 +97,11 @@ def _path_of(entry: FileEntry) -> PurePosixPath:
     return safe_relative_dir(entry.subdir, "subdir") / entry.name
 
 
-def _file_problems(entry: FileEntry, relative: PurePosixPath, data_dir: Path) -> list[Problem]:
-    """``entry`` exists under ``data_dir`` as a regular file of the stated size and sha1."""
+def _file_problems(
+    entry: FileEntry, relative: PurePosixPath, data_dir: Path, listed: set[str]
+) -> list[Problem]:
+    """``entry`` exists under ``data_dir`` as a regular file of the stated size and sha1; if it
+    is missing, the nearest file there that the event does not list already is offered."""
     where = relative.as_posix()
     try:
         path = resolve_inside(data_dir, relative)
@@ -106,7 +109,11 @@ def _file_problems(entry: FileEntry, relative: PurePosixPath, data_dir: Path) ->
         return [Problem(where, str(exc))]
     if not path.is_file():
         folder = path.parent
-        names = sorted(p.name for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+        names = (
+            sorted(p.name for p in folder.iterdir() if p.is_file() and p.name not in listed)
+            if folder.is_dir()
+            else []
+        )
         fixed = nearest(entry.name, names)
         what = (
             f"not in {data_dir}"
@@ -145,7 +152,13 @@ def _model_problems(entry: FileEntry, data_dir: Path) -> list[Problem]:
     relative = _path_of(entry)
     where = relative.as_posix()
     name = entry.name.removesuffix(".py")
-    source = resolve_inside(data_dir, relative).read_bytes()
+    try:
+        path = resolve_inside(data_dir, relative)
+        source = path.read_bytes() if path.is_file() and not path.is_symlink() else None
+    except (OSError, DispatcherError):
+        source = None
+    if source is None:  # _file_problems said why
+        return []
     try:
         tree = ast.parse(source, filename=where)
     except SyntaxError as exc:

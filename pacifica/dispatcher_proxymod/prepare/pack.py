@@ -135,7 +135,8 @@ def pack(
         values, inputs = _config_values(number, path, data_dir, problems)
         key_values.update(values)
         for where, folder, name in inputs:
-            problem = _missing_file(data_dir, folder, name, where)
+            others = {other for _, _, other in inputs if other != name}
+            problem = _missing_file(data_dir, folder, name, where, others)
             if problem is not None:
                 problems.append(problem)
             elif (folder, name) not in wanted:
@@ -248,8 +249,11 @@ def _sha1_and_size(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _missing_file(data_dir: Path, folder: PurePosixPath, name: str, where: str) -> Problem | None:
-    """None when ``data_dir/folder/name`` is a regular file; else what is there instead."""
+def _missing_file(
+    data_dir: Path, folder: PurePosixPath, name: str, where: str, taken: set[str] | None = None
+) -> Problem | None:
+    """None when ``data_dir/folder/name`` is a regular file; else what is there instead (the
+    nearest name not ``taken`` by the config's other keys)."""
     path = data_dir / folder / name
     if path.is_file() and not path.is_symlink():
         return None
@@ -260,7 +264,7 @@ def _missing_file(data_dir: Path, folder: PurePosixPath, name: str, where: str) 
         )
         fixed = nearest(folder.as_posix(), folders)
         return Problem(where, f"{data_dir} has no folder {folder}/ (in_dir)", suggestion=fixed)
-    names = sorted(p.name for p in here.iterdir() if p.is_file())
+    names = sorted(p.name for p in here.iterdir() if p.is_file() and p.name not in (taken or ()))
     return Problem(
         where, f"{data_dir}/{folder} has no file {name}", suggestion=nearest(name, names)
     )

@@ -69,6 +69,7 @@ def file_problems(
             problems.extend(Problem("", text) for text in exc.problems)
     inputs: dict[tuple[PurePosixPath, str], FileEntry] = {}
     missing: dict[tuple[PurePosixPath, str], list[str]] = {}  # one problem per file
+    others: dict[tuple[PurePosixPath, str], set[str]] = {}  # the configs' other input names
     for config in configs:
         if config.in_dir is None:
             continue
@@ -86,8 +87,11 @@ def file_problems(
             else:
                 where = f"proxymod.config_{config.number}.INPUTS.{key}"
                 missing.setdefault((config.in_dir, name), []).append(where)
+                others.setdefault((config.in_dir, name), set()).update(
+                    {str(config.in_file_one), str(config.in_file_two)} - {name}
+                )
     for (in_dir, name), wheres in missing.items():
-        problem = _missing_input(wheres[0], in_dir, name, located)
+        problem = _missing_input(wheres[0], in_dir, name, located, others[(in_dir, name)])
         if len(wheres) > 1:
             also = "also " + ", ".join(f"`{where}`" for where in wheres[1:])
             problem = replace(problem, note=f"{problem.note}; {also}" if problem.note else also)
@@ -134,9 +138,10 @@ def _hash_problem(entry: FileEntry) -> Problem | None:
 
 
 def _missing_input(
-    where: str, in_dir: PurePosixPath, name: str, located: Sequence[_Located]
+    where: str, in_dir: PurePosixPath, name: str, located: Sequence[_Located], taken: set[str]
 ) -> Problem:
-    """``name`` is not a CSV of ``in_dir``: say what is there instead."""
+    """``name`` is not a CSV of ``in_dir``: say what is there instead (the nearest name that
+    is not ``taken`` by the config's other input)."""
     wanted = (in_dir / name).as_posix()
     what = f"the upload has no {CSV_TYPE} File {wanted}"
     same = [item for item in located if item.subdir == in_dir and item.name == name]
@@ -148,7 +153,7 @@ def _missing_input(
     in_folder = [item.name for item in located if item.subdir == in_dir]
     if in_folder:
         holds = f"{in_dir}/ holds {_listed(in_folder)}"
-        return Problem(where, what, holds, nearest(name, in_folder))
+        return Problem(where, what, holds, nearest(name, sorted(set(in_folder) - taken)))
     folders = sorted({item.subdir.as_posix() for item in located})
     fixed = nearest(in_dir.as_posix(), folders)
     note = f"the upload has no folder {in_dir}/" + (f"; did you mean `{fixed}/`?" if fixed else "")
