@@ -93,11 +93,20 @@ def stop_server(server: Server) -> None:
             server.process.wait()
 
 
-@pytest.fixture
-def server(settings: Settings, tmp_path: Path) -> Iterator[Server]:
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for the tests that do not need a fresh one (short timeouts, small limits)."""
+    folder = tmp_path_factory.mktemp("server")
+    settings = Settings(
+        database_url=f"sqlite:///{folder / 'tasks.sqlite3'}",
+        state_dir=folder / "state",
+        work_dir=folder / "state" / "work",
+        transfer="local",
+    )
     started = start_server(
         settings,
-        tmp_path,
+        folder,
+        DISPATCHER_MAX_BODY_BYTES="400000",
         DISPATCHER_HTTP_REQUEST_TIMEOUT="4",
         DISPATCHER_HTTP_IDLE_TIMEOUT="4",
         DISPATCHER_HTTP_MAX_HEADERS="50",
@@ -216,8 +225,8 @@ def test_health_and_receive_answer_beside_100_idle_and_100_slowloris_connections
 def test_a_slow_large_body_does_not_block_another_large_body(
     server: Server, example_event: dict[str, Any]
 ) -> None:
-    slow_body = event_body(example_event, pad=600_000)  # both over the large-body size
-    fast_body = event_body(example_event, pad=600_000)
+    slow_body = event_body(example_event, pad=300_000)  # both over the large-body size
+    fast_body = event_body(example_event, pad=300_000)
     with socket.create_connection(("127.0.0.1", server.port)) as slow:
         slow.sendall(
             b"POST /receive HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -280,3 +289,42 @@ def test_limits_answer_json(server: Server, raw: bytes, status: int) -> None:
     answered, document, head = exchange(server.port, raw)
     assert answered == status
     assert document["status"] == status and "application/json" in head
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello", 400),
+        (b"Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400),
+        (b"Content-Length: 5, 6\r\n\r\nhello!", 400),
+        (b"Content-Length: -5\r\n\r\nhello", 400),
+        (b"Content-Length: 0x10\r\n\r\n0123456789abcdef", 400),
+        (b"Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 400),
+        (b"Transfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", 400),
+        (b"Transfer-Encoding: chunked\r\n\r\n5;\x01=x\r\nhello\r\n0\r\n\r\n", 400),
+        (b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501),
+        (b"Transfer-Encoding: chunked\r\n\r\n100000\r\n" + b"x" * 0x100000 + b"\r\n", 413),
+        (b"X-Bad Header: 1\r\n\r\n", 400),
+    ],
+    ids=[
+        "same-length-twice",
+        "conflicting-lengths",
+        "length-list",
+        "negative-length",
+        "hex-length",
+        "bad-chunk-size",
+        "chunk-without-crlf",
+        "bad-chunk-extension",
+        "unknown-coding",
+        "chunked-over-the-limit",
+        "invalid-header-line",
+    ],
+)
+def test_bad_framing_gets_a_json_4xx_and_the_server_goes_on(
+    server: Server, raw: bytes, status: int
+) -> None:
+    head = b"POST /receive HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    answered, document, headers = exchange(server.port, head + raw)
+    assert answered == status, document
+    assert document["status"] == status and "application/json" in headers
+    assert requests.get(server.url + "/health", timeout=10).status_code == 200

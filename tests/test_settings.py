@@ -59,6 +59,8 @@ def test_http_limits() -> None:
     assert (http.threads, http.connection_limit, http.max_header_bytes) == (4, 50, 4096)
     assert (http.max_headers, http.request_timeout_seconds) == (20, 5)
     assert (http.idle_timeout_seconds, http.shutdown_seconds) == (7.5, 0)
+    assert load_settings({}).log_level == "info"
+    assert load_settings({"DISPATCHER_LOG_LEVEL": "DEBUG"}).log_level == "debug"
 
 
 def test_environment_wins_over_the_file(tmp_path: Path) -> None:
@@ -89,6 +91,7 @@ def test_environment_wins_over_the_file(tmp_path: Path) -> None:
         ({"DISPATCHER_LOG_TAIL_KB": "0"}, "DISPATCHER_LOG_TAIL_KB"),
         ({"DISPATCHER_RETENTION_DAYS": "soon"}, "DISPATCHER_RETENTION_DAYS"),
         ({"DISPATCHER_HTTP_THREADS": "0"}, "DISPATCHER_HTTP_THREADS"),
+        ({"DISPATCHER_LOG_LEVEL": "loud"}, "DISPATCHER_LOG_LEVEL"),
         ({"DISPATCHER_HTTP_MAX_HEADER_BYTES": "100"}, "DISPATCHER_HTTP_MAX_HEADER_BYTES"),
         ({"DISPATCHER_HTTP_REQUEST_TIMEOUT": "soon"}, "DISPATCHER_HTTP_REQUEST_TIMEOUT"),
     ],

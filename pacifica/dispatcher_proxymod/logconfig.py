@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from .quiet import QuietFilter, secrets_of
 from .settings import Settings
 
 
@@ -126,11 +127,13 @@ class JsonFormatter(logging.Formatter):
 _installed: logging.Handler | None = None
 
 
-def configure(settings: Settings, level: int | str = logging.INFO) -> logging.Handler:
-    """Send every record of this process to stderr in the configured format."""
+def configure(settings: Settings, level: int | str | None = None) -> logging.Handler:
+    """Send every record of this process to stderr in the configured format (at ``level``,
+    by default ``DISPATCHER_LOG_LEVEL``), never a body or a credential (quiet.py)."""
     global _installed
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
+    handler.addFilter(QuietFilter(secrets_of(settings)))
     handler.addFilter(TaskFilter())
     handler.addFilter(CelerySuccessFilter())
     root = logging.getLogger()
@@ -139,7 +142,7 @@ def configure(settings: Settings, level: int | str = logging.INFO) -> logging.Ha
     for old in list(root.handlers):  # e.g. a basicConfig() of an earlier step
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(level)
+    root.setLevel(level or settings.log_level.upper())
     _installed = handler
     logging.captureWarnings(True)  # e.g. Celery's warning about running as root
     return handler

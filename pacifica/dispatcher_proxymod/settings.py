@@ -30,6 +30,7 @@ TRANSFER_KINDS = ("pacifica", "local")
 KEEP_WORK_MODES = ("never", "on-failure", "always")
 AUTH_MODES = ("none", "basic", "bearer")
 LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 #: The Celery queue of a deployment that does not name its own.
 DEFAULT_QUEUE = "pacifica.dispatcher_proxymod"
 
@@ -198,6 +199,7 @@ class Settings:
     ui: bool = True  #: serve the dashboard at /ui/
     queue_name: str = DEFAULT_QUEUE
     log_format: str = "text"
+    log_level: str = "info"
     log_tail_kb: int = 64
     retention_days: float | None = None
     pacifica: PacificaSettings = field(default_factory=PacificaSettings)
@@ -374,6 +376,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ui=source.boolean("DISPATCHER_UI", defaults.ui),
         queue_name=_queue_name(source.text("DISPATCHER_QUEUE", defaults.queue_name)),
         log_format=source.choice("DISPATCHER_LOG_FORMAT", defaults.log_format, LOG_FORMATS),
+        log_level=source.choice("DISPATCHER_LOG_LEVEL", defaults.log_level, LOG_LEVELS),
         log_tail_kb=source.integer("DISPATCHER_LOG_TAIL_KB", defaults.log_tail_kb, minimum=1),
         retention_days=_retention(source),
         pacifica=_pacifica(environ, source),
@@ -423,6 +426,7 @@ def environment_for(settings: Settings, base: Mapping[str, str]) -> dict[str, st
         "DISPATCHER_RETRY_BACKOFF": settings.retry_backoff_seconds,
         "DISPATCHER_QUEUE": settings.queue_name,
         "DISPATCHER_LOG_FORMAT": settings.log_format,
+        "DISPATCHER_LOG_LEVEL": settings.log_level,
         "DISPATCHER_LOG_TAIL_KB": settings.log_tail_kb,
         "DISPATCHER_RETENTION_DAYS": ""
         if settings.retention_days is None

@@ -46,6 +46,8 @@ def app_config(settings: Settings) -> dict[str, dict[str, Any]]:
         "/": {
             "request.show_tracebacks": False,
             "request.show_mismatched_params": False,
+            # CherryPy logs every request header (credentials too) with each 500 by default
+            "tools.log_headers.on": False,
             "error_page.default": json_error_page,
             "request.body.maxbytes": settings.max_body_bytes,
             # no form or multipart parsing: /receive reads every body itself

@@ -7,7 +7,6 @@ files and failures.
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 
 import cherrypy
@@ -32,7 +31,7 @@ def authenticate(settings: Settings) -> bytes | None:
     if settings.auth == "basic" and scheme.lower() == "basic":
         try:
             user, _, password = base64.b64decode(credentials, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error), not ASCII, not UTF-8: no credential
             user, password = "", ""
         user_ok = hmac.compare_digest(user.encode(), (settings.auth_username or "").encode())
         pass_ok = hmac.compare_digest(password.encode(), (settings.auth_password or "").encode())

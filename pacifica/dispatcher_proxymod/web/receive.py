@@ -67,6 +67,7 @@ class Receiver:
 
     def _receive(self, request: Any) -> bytes:
         body = request.body.read()
+        log.debug("a body of %d bytes (its content is never logged)", len(body))
         try:
             event = parse_http(dict(request.headers), body)
         except InvalidEvent as exc:
