@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -69,9 +70,13 @@ def run_model(
     stdout_path: Path,
     stderr_path: Path,
     settings: Settings,
+    cancel: threading.Event | None = None,
 ) -> ModelRun:
     """Run the callable named like ``model_file`` with ``ini_paths``, sandboxed; never raises
-    for anything the model does (only for a sandbox that cannot start at all)."""
+    for anything the model does (only for a sandbox that cannot start at all).
+
+    Setting ``cancel`` (from another thread) kills the run and everything it started within
+    a fraction of a second; the run is then judged as killed."""
     work = Path(os.path.abspath(work_dir))
     model = Path(os.path.abspath(model_file))
     inis = [Path(os.path.abspath(path)) for path in ini_paths]
@@ -86,4 +91,4 @@ def run_model(
                 "DISPATCHER_SANDBOX_RO_PATHS", f"{extra!r} is not an existing absolute path"
             )
     isolation = sandbox_status(settings)
-    return execute(model, inis, work, stdout_path, stderr_path, settings, isolation)
+    return execute(model, inis, work, stdout_path, stderr_path, settings, isolation, cancel)

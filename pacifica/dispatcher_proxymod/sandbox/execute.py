@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,8 +37,10 @@ def execute(
     stderr_path: Path,
     settings: Settings,
     isolation: str,
+    cancel: threading.Event | None = None,
 ) -> ModelRun:
-    """Start, supervise and judge one run with the given isolation."""
+    """Start, supervise and judge one run with the given isolation (killed once ``cancel``
+    is set)."""
     name = model.stem
     limits = settings.limits
     bwrap = isolation == "bwrap"
@@ -64,6 +67,7 @@ def execute(
                     settings,
                     sandbox_uid,
                     channels.child_fds,
+                    cancel,
                 )
             finally:
                 if sandbox_uid is not None:
@@ -80,6 +84,7 @@ def execute(
                     None,
                     False,
                     channels.child_fds,
+                    cancel,
                 )
         ended = datetime.now(UTC)
         # read back through the descriptor we wrote with: the path may be a model's by now

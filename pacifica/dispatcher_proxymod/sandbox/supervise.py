@@ -12,6 +12,7 @@ import select
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 MEBIBYTE = 1024 * 1024
 #: How long to wait for a killed sandbox to disappear before giving up on it.
 KILL_GRACE_SECONDS = 10.0
+
+#: How often a run that can be cancelled looks at its cancel event.
+CANCEL_POLL_SECONDS = 0.25
 
 #: ``prctl`` option that makes orphaned descendants come back to this process (linux/prctl.h).
 PR_SET_CHILD_SUBREAPER = 36
@@ -54,6 +58,7 @@ def supervise_bwrap(
     settings: Settings,
     sandbox_uid: int | None,
     child_fds: tuple[int, ...] = (),
+    cancel: threading.Event | None = None,
 ) -> Exit:
     """Run ``command`` inside bwrap; the info pipe tells us the sandbox's init to kill.
     ``child_fds`` stay open in the sandbox (bwrap keeps the descriptors it inherits)."""
@@ -81,6 +86,7 @@ def supervise_bwrap(
             (info_read, info_write),
             True,
             child_fds,
+            cancel,
         )
     finally:
         os.close(info_read)  # supervise() closes info_write once the child has it
@@ -106,8 +112,10 @@ def supervise(
     info_pipe: tuple[int, int] | None,
     signal_in_status: bool,
     child_fds: tuple[int, ...] = (),
+    cancel: threading.Event | None = None,
 ) -> Exit:
-    """Start ``command`` in a new session, wait up to the timeout, kill everything it left.
+    """Start ``command`` in a new session, wait up to the timeout (or until ``cancel`` is
+    set), kill everything it left.
 
     ``child_fds`` (and the info pipe's write end) are inherited by the child; the info pipe's
     write end is closed here once the child has it."""
@@ -136,11 +144,13 @@ def supervise(
                     sandbox.init_pidfd = os.pidfd_open(child)
                 except ProcessLookupError:
                     sandbox.init_pidfd = None
-        finished = _wait_for(sandbox.pidfd, deadline)
+        finished = _wait_for(sandbox.pidfd, deadline, cancel)
+        cancelled = cancel is not None and cancel.is_set()
         # Kill whatever is left even after a clean exit: bwrap returns as soon as the model
         # exits, while its children may live on; the leader's zombie still holds its group.
         _kill(sandbox)
-        return _reap(process, timed_out=not finished, signal_in_status=signal_in_status)
+        timed_out = not finished and not cancelled
+        return _reap(process, timed_out=timed_out, signal_in_status=signal_in_status)
     finally:
         for fd in (sandbox.pidfd, sandbox.init_pidfd):
             if fd is not None:
@@ -227,12 +237,17 @@ def _read_init_pid(fd: int, deadline: float) -> int | None:
             continue
 
 
-def _wait_for(pidfd: int, deadline: float) -> bool:
-    """Wait until the process behind ``pidfd`` exits; False when the deadline passes first."""
+def _wait_for(pidfd: int, deadline: float, cancel: threading.Event | None = None) -> bool:
+    """Wait until the process behind ``pidfd`` exits; False when the deadline passes or
+    ``cancel`` is set first."""
     while True:
+        if cancel is not None and cancel.is_set():
+            return False
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False
+        if cancel is not None:
+            remaining = min(remaining, CANCEL_POLL_SECONDS)
         ready, _, _ = select.select([pidfd], [], [], remaining)
         if ready:
             return True

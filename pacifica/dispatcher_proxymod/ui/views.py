@@ -222,11 +222,7 @@ def model_views(models: Iterable[Mapping[str, Any]]) -> list[ModelView]:
     for run in models:
         exit_code, signal_name = run.get("exit_code"), run.get("signal_name")
         exit_text = (
-            f"signal {signal_name}"
-            if signal_name
-            else ""
-            if exit_code is None
-            else str(exit_code)
+            f"signal {signal_name}" if signal_name else "" if exit_code is None else str(exit_code)
         )
         location = run.get("location") or {}
         views.append(
