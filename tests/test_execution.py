@@ -38,7 +38,7 @@ def test_success_is_recorded_with_models_and_result(
     assert result.state == "done" and result.status is TaskStatus.OK
     task = store.get_task(task_id)
     assert task is not None and task.status == "200 OK" and task.finished is not None
-    record = task.to_record()
+    record = store.record(task)
     assert [m["model"] for m in record["models"]] == [
         "loose_coupling",
         "tight_coupling",

@@ -37,7 +37,7 @@ def test_unprocessable_is_recorded_final_with_reason(
     recorded = store.record_event(
         _event(example_event), TaskStatus.UNPROCESSABLE, reason="no route"
     )
-    record = store.get_task(recorded.task.id).to_record()  # type: ignore[union-attr]
+    record = store.record(store.get_task(recorded.task.id))  # type: ignore[arg-type]
     assert record["status"] == "422 Unprocessable Entity"
     assert record["error"]["message"] == "no route"
     assert record["finished"] is not None
@@ -60,7 +60,7 @@ def test_claim_is_exclusive_until_the_heartbeat_is_stale(
     assert store.finish(task.id, "worker-b", Outcome(TaskStatus.OK, models=[{"model": "m"}]))
     got = store.get_task(task.id)
     assert got is not None and got.status == "200 OK" and got.attempts == 2
-    assert got.to_record()["models"] == [{"model": "m"}]
+    assert store.record(got)["models"] == [{"model": "m"}]
     assert store.claim("00000000-0000-0000-0000-000000000000", "w", 60) is Claim.MISSING
 
 
@@ -159,7 +159,7 @@ def test_processes_starting_together_create_the_table_once(settings: Settings) -
     if not settings.database_url.startswith("sqlite"):
         store.open_database(settings)
         with store.connection():
-            store.database_proxy.obj.drop_tables([store.Task])
+            store.database_proxy.obj.drop_tables([store.Task, store.Attempt])
         store.close_database()
     starters = [
         subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)

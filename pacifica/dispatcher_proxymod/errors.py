@@ -8,9 +8,12 @@ Every one subclasses ``Exception`` and carries the facts a user needs::
     ├── UnprocessableEvent     a CloudEvent we cannot act on (status 422); ``problems`` lists why
     │   └── ConfigError        the proxymod key/values are invalid
     ├── TransferError          moving files failed; ``transient``: a retry may help
-    │   └── ChecksumMismatch   a downloaded file does not match the event's sha1
+    │   ├── ChecksumMismatch   a downloaded file does not match the event's sha1
+    │   └── UploadFailed       delivering the results failed (the rest: fetching the inputs)
     ├── ModelFailed            a model raised, exited non-zero, timed out or hit a limit
-    └── SandboxUnavailable     isolation was required but no sandbox tool works here
+    ├── InvalidParameter       a task-list filter is unknown or has a bad value (HTTP 422)
+    ├── SandboxUnavailable     isolation was required but no sandbox tool works here
+    └── TaskCancelled          an operator cancelled the task while it ran
 """
 
 from __future__ import annotations
@@ -77,6 +80,10 @@ class ChecksumMismatch(TransferError):
         self.actual = actual
 
 
+class UploadFailed(TransferError):
+    """Delivering a task's results failed (a :class:`TransferError` of the upload step)."""
+
+
 class ModelFailed(DispatcherError):
     """A user's model did not complete; ``reason`` says what happened to it."""
 
@@ -88,3 +95,20 @@ class ModelFailed(DispatcherError):
 
 class SandboxUnavailable(DispatcherError):
     """The configuration requires a sandbox tool that is missing or does not work."""
+
+
+class TaskCancelled(DispatcherError):
+    """An operator cancelled the task while it ran: its models were stopped, nothing uploaded."""
+
+    def __init__(self, reason: str = "cancelled by an operator") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class InvalidParameter(DispatcherError, ValueError):
+    """A query parameter (of ``GET /`` or the command line) is unknown or has a bad value."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name}: {problem}")
+        self.name = name
+        self.problem = problem

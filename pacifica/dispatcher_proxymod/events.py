@@ -772,3 +772,21 @@ def _read_file(entry: dict[str, Any], where: str, problems: list[str]) -> FileEn
         mtime=mtime,
         ctime=ctime,
     )
+
+
+def transaction_id_of(data: Any) -> int | None:
+    """The ``Transactions._id`` of a Pacifica ``data[]``, or None; never raises.
+
+    A cheap look for the task list's search; :func:`parse_upload` does the real reading.
+    """
+    if not isinstance(data, list):
+        return None
+    for entry in data:
+        if isinstance(entry, dict) and entry.get("destinationTable") == "Transactions._id":
+            value = entry.get("value")
+            if isinstance(value, str) and value.strip().isdecimal():
+                return int(value.strip())
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+            return None
+    return None

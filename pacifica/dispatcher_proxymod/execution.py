@@ -19,13 +19,13 @@ from typing import Any
 import peewee
 
 from . import store
-from .errors import TransferError, UnprocessableEvent
+from .errors import ModelFailed, TaskCancelled, TransferError, UnprocessableEvent, UploadFailed
 from .events import Event
 from .logconfig import set_event_id
 from .proxymod.handler import HandlerResult, handle
 from .proxymod.validate import rejection_reasons
 from .settings import Settings
-from .states import TaskState, TaskStatus
+from .states import Stage, TaskState, TaskStatus
 from .store import Claim, Outcome
 from .transfer import Transfer
 
@@ -47,17 +47,28 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
-class _Heartbeat:
-    """Refreshes a claimed task's heartbeat from a background thread."""
+#: How often a running task's worker looks for an operator's cancel (at most; see _Watch).
+CANCEL_POLL_SECONDS = 2.0
+
+
+class _Watch:
+    """While a task runs: refresh its heartbeat and watch for a cancel, in a background thread.
+
+    When an operator asks to cancel, :attr:`cancel` is set (the sandbox then kills the model)
+    and :attr:`cancel_reason` says who asked and when.
+    """
 
     def __init__(self, task_id: str, worker: str, interval: float) -> None:
         self.task_id = task_id
         self.worker = worker
         self.interval = interval
+        self.cancel = threading.Event()
+        self.cancel_reason: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{task_id}", daemon=True)
 
-    def __enter__(self) -> _Heartbeat:
+    def __enter__(self) -> _Watch:
+        self._look_for_cancel()
         self._thread.start()
         return self
 
@@ -66,13 +77,27 @@ class _Heartbeat:
         self._thread.join()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        poll = min(self.interval, CANCEL_POLL_SECONDS)
+        next_beat = time.monotonic() + self.interval
+        while not self._stop.wait(poll):
             try:
-                store.beat(self.task_id, self.worker)
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + self.interval
+                    store.beat(self.task_id, self.worker)
+                self._look_for_cancel()
             except Exception:  # a blip must not kill the run; the next beat may get through
                 log.warning("heartbeat of task %s failed", self.task_id, exc_info=True)
             finally:
                 store.close_database()
+
+    def _look_for_cancel(self) -> None:
+        if self.cancel.is_set():
+            return
+        reason = store.cancel_requested(self.task_id)
+        if reason is not None:
+            log.info("task %s: %s; stopping it", self.task_id, reason)
+            self.cancel_reason = reason
+            self.cancel.set()
 
 
 def execute(settings: Settings, task_id: str, transfer: Transfer) -> Execution:
@@ -95,7 +120,7 @@ def execute(settings: Settings, task_id: str, transfer: Transfer) -> Execution:
     if isinstance(outcome, Execution):
         return outcome
     _record_outcome(settings, task_id, worker, outcome)
-    log_end(task_id, outcome.status, outcome.error_message)
+    log_end(task_id, outcome.status, outcome.reason)
     return Execution("done", status=outcome.status, reason=outcome.error_message)
 
 
@@ -130,6 +155,7 @@ def _record_outcome(settings: Settings, task_id: str, worker: str, outcome: Outc
 def _run(
     settings: Settings, task: store.Task, worker: str, transfer: Transfer
 ) -> Outcome | Execution:
+    watch: _Watch | None = None
     try:
         event = Event.from_json(task.event_json)
         reasons = "; ".join(rejection_reasons(event, settings))
@@ -138,29 +164,49 @@ def _run(
                 TaskStatus.UNPROCESSABLE,
                 error_type="UnprocessableEvent",
                 error_message=reasons,
+                stage=Stage.VALIDATE,
             )
-        with _Heartbeat(task.id, worker, settings.heartbeat_seconds):
-            result = handle(event, task.id, settings, transfer)
+        with _Watch(task.id, worker, settings.heartbeat_seconds) as watch:
+            result = handle(event, task.id, settings, transfer, cancel=watch.cancel)
         return _outcome(result)
+    except TaskCancelled as exc:
+        reason = (watch.cancel_reason if watch else None) or exc.reason
+        return Outcome(TaskStatus.CANCELLED, error_type="Cancelled", error_message=reason)
     except UnprocessableEvent as exc:
         return Outcome(
             TaskStatus.UNPROCESSABLE,
             error_type=type(exc).__name__,
             error_message=str(exc),
+            stage=Stage.VALIDATE,
         )
     except TransferError as exc:
-        if exc.transient and task.attempts <= settings.transfer_retries:
-            delay = settings.retry_backoff_seconds * 2 ** max(task.attempts - 1, 0)
+        # transfer retries count from the operator's last retry, if any
+        attempt = task.attempts - (task.retry_base or 0)
+        if exc.transient and attempt <= settings.transfer_retries:
+            delay = settings.retry_backoff_seconds * 2 ** max(attempt - 1, 0)
             reason = f"attempt {task.attempts} failed, retrying in {delay:g} s: {exc}"
             log.warning("task %s: %s", task.id, reason)
             store.release(task.id, worker, reason)
             return Execution("retry", countdown=delay, reason=reason)
         message = str(exc)
         if exc.transient:
-            message = f"gave up after {task.attempts} attempts: {message}"
+            message = f"gave up after {attempt} attempts: {message}"
         return _failure(exc, message)
     except Exception as exc:
         return _failure(exc, str(exc))
+
+
+def stage_of(exc: BaseException) -> Stage:
+    """The stage a task ended in when ``exc`` stopped it."""
+    if isinstance(exc, UnprocessableEvent):
+        return Stage.VALIDATE
+    if isinstance(exc, UploadFailed):
+        return Stage.UPLOAD
+    if isinstance(exc, TransferError):
+        return Stage.DOWNLOAD
+    if isinstance(exc, ModelFailed):
+        return Stage.MODEL
+    return Stage.INTERNAL
 
 
 def _outcome(result: HandlerResult) -> Outcome:
@@ -175,6 +221,7 @@ def _outcome(result: HandlerResult) -> Outcome:
         error_message=result.failure,
         charts=[chart.to_json() for chart in result.charts],
         logs=result.logs,
+        stage=Stage.MODEL if result.failure else None,
     )
 
 
@@ -185,4 +232,5 @@ def _failure(exc: BaseException, message: str) -> Outcome:
         error_type=type(exc).__name__,
         error_message=message or type(exc).__name__,
         error_traceback="".join(traceback.format_exception(exc)),
+        stage=stage_of(exc),
     )

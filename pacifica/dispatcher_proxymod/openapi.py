@@ -16,29 +16,23 @@ from typing import Any
 
 from . import __version__
 from .sandbox.verdict import LIMITS
-from .states import TaskStatus
+from .states import Stage, TaskState, TaskStatus
+from .store import shape
+from .store.query import MAX_PAGE, MAX_SEARCH, MAX_SIZE
 
 OPENAPI_VERSION = "3.0.3"
 
 _JSON = "application/json"
 _STRUCTURED = "application/cloudevents+json"
-_UUID = {"type": "string", "format": "uuid"}
-_TIMESTAMP = {
-    "type": "string",
-    "format": "date-time",
-    "description": "UTC, ISO 8601 with milliseconds and a Z",
-}
+_UUID = shape.UUID_SCHEMA
 _NON_BLANK = {
     "type": "string",
     "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
     "description": "a string with a character that is not white space, and no control "
     "character (the CloudEvents type system forbids them)",
 }
-_NULLABLE_STRING = {"type": "string", "nullable": True}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+_NULLABLE_STRING = shape.NULLABLE_STRING
+_ref = shape.ref
 
 
 def _json_response(description: str, schema: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -103,7 +97,8 @@ def _schemas() -> dict[str, Any]:
             "type": "string",
             "enum": statuses,
             "description": "202 waiting for a worker, 102 running, then one of 200 (results "
-            "delivered), 422 (an event it will not or cannot run), 500 (it ran and failed).",
+            "delivered), 422 (an event it will not or cannot run), 500 (it ran and failed), "
+            "499 (an operator cancelled it).",
         },
         "Error": {
             "type": "object",
@@ -120,6 +115,10 @@ def _schemas() -> dict[str, Any]:
                     "type": "integer",
                     "description": "the HTTP status (errors CherryPy raises itself)",
                 },
+                "parameter": {
+                    "type": "string",
+                    "description": "the query parameter that is unknown or bad (422)",
+                },
             },
         },
         "Receipt": {
@@ -135,19 +134,20 @@ def _schemas() -> dict[str, Any]:
                 },
             },
         },
-        "TaskSummary": {
-            "type": "object",
-            "required": ["taskID", "status", "source", "eventID", "created", "updated"],
-            "additionalProperties": False,
-            "properties": {
-                "taskID": _UUID,
-                "status": _ref("TaskStatus"),
-                "source": {"type": "string"},
-                "eventID": {"type": "string"},
-                "created": _TIMESTAMP,
-                "updated": _TIMESTAMP,
-            },
+        "TaskState": {
+            "type": "string",
+            "enum": [state.value for state in TaskState],
+            "description": "the state in words: waiting (202), running (102), succeeded (200), "
+            "rejected (422: not a valid proxymod request), failed (500: a model, a transfer or "
+            "the service failed), cancelled (499: an operator cancelled it)",
         },
+        "Stage": {
+            "type": "string",
+            "enum": [stage.value for stage in Stage],
+            "description": "where a task that did not succeed ended",
+        },
+        "Attempt": shape.ATTEMPT_SCHEMA,
+        "TaskSummary": shape.object_schema(shape.SUMMARY_FIELDS, "one task in the task list"),
         "TaskPage": {
             "type": "object",
             "required": ["tasks", "page", "size", "total", "next"],
@@ -189,90 +189,7 @@ def _schemas() -> dict[str, Any]:
                 "isolation": {"type": "string", "enum": ["bwrap", "process"]},
             },
         },
-        "TaskRecord": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": [
-                "taskID",
-                "status",
-                "route",
-                "event",
-                "error",
-                "models",
-                "result",
-                "attempts",
-                "worker",
-                "created",
-                "updated",
-                "queued",
-                "started",
-                "finished",
-            ],
-            "properties": {
-                "taskID": _UUID,
-                "status": _ref("TaskStatus"),
-                "route": {
-                    "type": "string",
-                    "nullable": True,
-                    "description": "the route that matched; null when none did",
-                },
-                "event": {
-                    "type": "object",
-                    "description": "the event as received, with CloudEvents 1.0 names",
-                    "additionalProperties": False,
-                    "required": [
-                        "specversion",
-                        "id",
-                        "source",
-                        "type",
-                        "time",
-                        "datacontenttype",
-                        "dataschema",
-                        "extensions",
-                        "data",
-                    ],
-                    "properties": {
-                        "specversion": {"type": "string", "enum": ["0.1", "0.3", "1.0"]},
-                        "id": {"type": "string"},
-                        "source": {"type": "string"},
-                        "type": {"type": "string"},
-                        "time": _NULLABLE_STRING,
-                        "datacontenttype": _NULLABLE_STRING,
-                        "dataschema": _NULLABLE_STRING,
-                        "extensions": {"type": "object"},
-                        "data": {"nullable": True},
-                    },
-                },
-                "error": {
-                    "type": "object",
-                    "nullable": True,
-                    "additionalProperties": False,
-                    "required": ["type", "message", "traceback"],
-                    "properties": {
-                        "type": {"type": "string"},
-                        "message": _NULLABLE_STRING,
-                        "traceback": _NULLABLE_STRING,
-                    },
-                },
-                "models": {"type": "array", "items": _ref("ModelRun")},
-                "result": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["location", "transaction"],
-                    "properties": {
-                        "location": _NULLABLE_STRING,
-                        "transaction": {"type": "integer", "nullable": True},
-                    },
-                },
-                "attempts": {"type": "integer", "minimum": 0},
-                "worker": _NULLABLE_STRING,
-                "created": _TIMESTAMP,
-                "updated": _TIMESTAMP,
-                "queued": {**_TIMESTAMP, "nullable": True},
-                "started": {**_TIMESTAMP, "nullable": True},
-                "finished": {**_TIMESTAMP, "nullable": True},
-            },
-        },
+        "TaskRecord": shape.object_schema(shape.TASK_FIELDS, "the whole record of a task"),
         "Health": {
             "type": "object",
             "additionalProperties": False,
@@ -441,36 +358,73 @@ def _logs() -> dict[str, Any]:
     return lookup
 
 
+def _list_parameters() -> list[dict[str, Any]]:
+    """The query parameters of ``GET /``."""
+    return [
+        {
+            "name": "state",
+            "in": "query",
+            "style": "form",
+            "explode": True,
+            "description": "only tasks in this state; repeat it for several",
+            "schema": {"type": "array", "items": _ref("TaskState")},
+        },
+        {
+            "name": "since",
+            "in": "query",
+            "description": "only tasks received at or after this time (ISO 8601)",
+            "schema": {"type": "string", "format": "date-time"},
+        },
+        {
+            "name": "until",
+            "in": "query",
+            "description": "only tasks received before this time (ISO 8601)",
+            "schema": {"type": "string", "format": "date-time"},
+        },
+        {
+            "name": "q",
+            "in": "query",
+            "description": "only tasks whose event id, source or input transaction id holds "
+            "this text (case-insensitive)",
+            "schema": {
+                "type": "string",
+                "maxLength": MAX_SEARCH,
+                "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$",
+            },
+        },
+        {
+            "name": "page",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1},
+        },
+        {
+            "name": "size",
+            "in": "query",
+            "description": "default: DISPATCHER_PAGE_SIZE",
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_SIZE},
+        },
+    ]
+
+
 def _paths() -> dict[str, Any]:
     return {
         "/": {
             "get": {
                 "operationId": "listTasks",
                 "summary": "The tasks, newest first, one page at a time",
-                "parameters": [
-                    {
-                        "name": "page",
-                        "in": "query",
-                        "schema": {
-                            "type": "integer",
-                            "minimum": 1,
-                            "maximum": 1_000_000_000,
-                            "default": 1,
-                        },
-                    },
-                    {
-                        "name": "size",
-                        "in": "query",
-                        "description": "default: DISPATCHER_PAGE_SIZE",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
-                    },
-                ],
+                "description": "Filters combine with AND; state may be repeated (any of "
+                "them). since and until bound the time a task was received (UTC when no zone "
+                "is given). An unknown parameter or a bad value is answered 422, naming it in "
+                "parameter.",
+                "parameters": _list_parameters(),
                 "security": _SECURITY,
                 "responses": {
                     "200": _json_response("One page of tasks", _ref("TaskPage")),
                     "401": _UNAUTHORIZED,
                     "404": _NOT_FOUND,
-                    "422": _error_response("page or size is not an integer in range"),
+                    "422": _error_response(
+                        "A parameter is unknown or its value is bad; parameter names it"
+                    ),
                 },
             }
         },

@@ -21,6 +21,7 @@ import logging
 import os
 import shutil
 import stat
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -28,7 +29,7 @@ from typing import Any
 
 from .. import __version__, modellog
 from ..charts import Chart
-from ..errors import UnprocessableEvent
+from ..errors import TaskCancelled, TransferError, UnprocessableEvent, UploadFailed
 from ..events import Event, FileEntry, Upload, parse_upload
 from ..modellog import LOGS_DIR, STREAMS, ModelLog, model_log_path
 from ..paths import resolve_inside
@@ -61,8 +62,18 @@ def task_dir(settings: Settings, task_id: str) -> Path:
     return settings.work_dir / task_id
 
 
-def handle(event: Event, task_id: str, settings: Settings, transfer: Transfer) -> HandlerResult:
-    """Run the proxymod models an event asks for and deliver their results."""
+def handle(
+    event: Event,
+    task_id: str,
+    settings: Settings,
+    transfer: Transfer,
+    cancel: threading.Event | None = None,
+) -> HandlerResult:
+    """Run the proxymod models an event asks for and deliver their results.
+
+    Once ``cancel`` is set the running model is killed and :class:`TaskCancelled` raised
+    before anything is uploaded; a failed upload raises :class:`UploadFailed`.
+    """
     upload = parse_upload(event.data)
     configs = parse_configs(upload.key_values, settings.max_configs)
     selection = select_files(upload, configs, settings.max_files)
@@ -84,6 +95,7 @@ def handle(event: Event, task_id: str, settings: Settings, transfer: Transfer) -
         written: list[plots.ModelOutputs] = []
         actions: list[crate.ModelAction] = []
         for entry in selection.models:
+            _stop_if_cancelled(cancel)
             _guard_result_dir(result_dir)
             before = plots.snapshot(result_dir)
             before_all = crate.snapshot(result_dir)
@@ -97,6 +109,7 @@ def handle(event: Event, task_id: str, settings: Settings, transfer: Transfer) -
                 model_log_path(result_dir, model, "stdout"),
                 model_log_path(result_dir, model, "stderr"),
                 settings,
+                cancel=cancel,
             )
             result.models.append(run)
             _guard_result_dir(result_dir)
@@ -107,6 +120,7 @@ def handle(event: Event, task_id: str, settings: Settings, transfer: Transfer) -
             )
             new = crate.written(before_all, crate.snapshot(result_dir))
             actions.append(crate.ModelAction(sources[entry], run, new))
+        _stop_if_cancelled(cancel)
         failures = [
             run.reason or f"model {run.model}: failed"
             for run in result.models
@@ -120,20 +134,30 @@ def handle(event: Event, task_id: str, settings: Settings, transfer: Transfer) -
         _write_manifest(result_dir, files_dir, origin, result, settings)
         _guard_result_dir(result_dir)
         crate.write_crate(result_dir, _run_description(origin, result, sources, actions))
-        result.delivery = transfer.upload(
-            upload,
-            result_dir,
-            {
-                "Transactions._id": str(upload.transaction_id),
-                "proxymod.result": "failed" if result.failure else "succeeded",
-                "proxymod.dispatcher_task": task_id,
-            },
-        )
+        try:
+            result.delivery = transfer.upload(
+                upload,
+                result_dir,
+                {
+                    "Transactions._id": str(upload.transaction_id),
+                    "proxymod.result": "failed" if result.failure else "succeeded",
+                    "proxymod.dispatcher_task": task_id,
+                },
+            )
+        except UploadFailed:
+            raise
+        except TransferError as exc:
+            raise UploadFailed(str(exc), transient=exc.transient) from exc
         failed = result.failure is not None
         return result
     finally:
         if settings.keep_work == "never" or (settings.keep_work == "on-failure" and not failed):
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _stop_if_cancelled(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise TaskCancelled()
 
 
 def _guard_result_dir(result_dir: Path) -> None:

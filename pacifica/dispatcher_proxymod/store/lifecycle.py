@@ -18,8 +18,11 @@ from typing import Any
 import peewee
 
 from ..events import Event, transaction_id_of
+from ..modellog import ModelLog
 from ..states import Stage, TaskState, TaskStatus
-from .db import connection, reconnecting, utcnow
+from .charts import replace_charts
+from .db import connection, database_proxy, reconnecting, utcnow
+from .logs import replace_logs
 from .models import Attempt, Task, event_key, one_line
 
 
@@ -245,6 +248,8 @@ class Outcome:
     error_traceback: str | None = None
     #: where it failed (None for a success)
     stage: Stage | None = None
+    charts: Sequence[dict[str, Any]] = ()  #: ``charts.Chart.to_json()`` of each chart
+    logs: Sequence[ModelLog] = ()  #: the end of each model's stdout and stderr
 
     @property
     def reason(self) -> str | None:
@@ -262,7 +267,7 @@ def finish(task_id: str, worker: str | None, outcome: Outcome) -> bool:
     condition = Task.id == task_id
     if worker is not None:
         condition &= Task.worker == worker
-    with connection():
+    with connection(), database_proxy.atomic():
         finished = (
             Task.update(
                 status=outcome.status.value,
@@ -284,6 +289,8 @@ def finish(task_id: str, worker: str | None, outcome: Outcome) -> bool:
         )
         if finished:
             _close_attempts(task_id, now, outcome.status.state, outcome.reason, worker)
+            replace_charts(task_id, outcome.charts)
+            replace_logs(task_id, outcome.logs)
         return bool(finished)
 
 

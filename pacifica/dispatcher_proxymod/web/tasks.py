@@ -7,12 +7,10 @@ import uuid
 import cherrypy
 
 from .. import store
+from ..errors import InvalidParameter
 from ..settings import Settings
 from .auth import authenticate
 from .errors import error, json_body, only_get
-
-#: The highest page number ``GET /`` accepts (keeps the SQL offset a 64-bit integer).
-MAX_PAGE = 1_000_000_000
 
 
 def parse_task_id(task_id: str) -> str | None:
@@ -46,30 +44,27 @@ class TaskReads:
         self.settings = settings
 
     @cherrypy.expose
-    def index(self, page: str = "1", size: str | None = None) -> bytes:
-        """``GET /``: the tasks, newest first, one page at a time."""
+    def index(self, **params: str | list[str]) -> bytes:
+        """``GET /``: the tasks a query finds (state, since, until, q), newest first, one page
+        at a time; an unknown parameter or a bad value is 422 naming it."""
         wrong_method = only_get()
         if wrong_method is not None:
             return wrong_method
         denied = authenticate(self.settings)
         if denied is not None:
             return denied
-        try:  # a repeated parameter arrives as a list: TypeError
-            page_number = int(page)
-            page_size = int(size) if size is not None else self.settings.page_size
-        except (ValueError, TypeError):
-            return error(422, "InvalidParameter", "page and size must be single integers")
-        if not 1 <= page_number <= MAX_PAGE or not 1 <= page_size <= 1000:
-            return error(422, "InvalidParameter", f"1 <= page <= {MAX_PAGE} and 1 <= size <= 1000")
-        tasks, total = store.list_tasks(page_number, page_size)
-        more = page_number * page_size < total
+        try:
+            query = store.TaskQuery.from_params(params, self.settings.page_size)
+        except InvalidParameter as exc:
+            return error(422, "InvalidParameter", str(exc), parameter=exc.name)
+        found = store.find_tasks(query)
         return json_body(
             {
-                "tasks": [task.to_summary() for task in tasks],
-                "page": page_number,
-                "size": page_size,
-                "total": total,
-                "next": f"/?page={page_number + 1}&size={page_size}" if more else None,
+                "tasks": [store.summary(task) for task in found.tasks],
+                "page": query.page,
+                "size": query.size,
+                "total": found.total,
+                "next": f"/?{query.params(query.page + 1)}" if found.more else None,
             }
         )
 
@@ -87,4 +82,4 @@ class TaskReads:
         task = only_get() or find_task(self.settings, task_id, rest)
         if isinstance(task, bytes):
             return task
-        return json_body(task.to_record())
+        return json_body(store.record(task))

@@ -1,0 +1,87 @@
+"""Opening the task store: connect, create the tables if missing, add the columns they lack.
+
+A database made by an older version gains the new columns (all nullable or with a default)
+and their indexes at start, with PeeWee's ``playhouse.migrate``, on SQLite, PostgreSQL and
+MariaDB alike. Web and workers start together, so each step tolerates another process having
+done it first.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import peewee
+import pymysql
+from playhouse.db_url import connect as connect_url
+from playhouse.migrate import SchemaMigrator, migrate
+
+from ..settings import Settings
+from .charts import TaskChart
+from .db import database_proxy
+from .logs import TaskLog
+from .models import Attempt, Task
+
+log = logging.getLogger(__name__)
+
+#: Every table of the store, created at start when missing.
+TABLES: tuple[type[peewee.Model], ...] = (Task, Attempt, TaskChart, TaskLog)
+#: The tables whose rows belong to one task (``task_id``): deleted with it.
+TASK_TABLES: tuple[type[peewee.Model], ...] = (Attempt, TaskChart, TaskLog)
+
+
+def open_database(settings: Settings) -> peewee.Database:
+    """Connect the tables to ``settings.database_url``; create and upgrade them if needed."""
+    url = settings.database_url
+    database: peewee.Database
+    if url.startswith("sqlite:"):
+        database = connect_url(
+            url,
+            pragmas={"journal_mode": "wal", "busy_timeout": 30_000, "synchronous": "normal"},
+            timeout=30,
+        )
+    elif url.startswith(("mysql", "mariadb")):
+        database = connect_url(
+            url,
+            # count matched rows, so a claim or heartbeat in the same instant still counts
+            client_flag=pymysql.constants.CLIENT.FOUND_ROWS,
+            # microseconds, so "newest first" and heartbeats keep their order
+            field_types={"DATETIME": "DATETIME(6)", "LONGTEXT": "LONGTEXT"},
+        )
+    else:
+        database = connect_url(url)
+    database_proxy.initialize(database)
+    with database.connection_context():
+        for table in TABLES:
+            _create(database, table)
+            _add_missing_columns(database, table)
+    return database
+
+
+def _create(database: peewee.Database, table: type[peewee.Model]) -> None:
+    try:
+        database.create_tables([table], safe=True)
+    except peewee.DatabaseError:
+        # another process may have won the race: "IF NOT EXISTS" is not atomic on PostgreSQL
+        database.rollback()
+        if not database.table_exists(table._meta.table_name):
+            raise
+
+
+def _add_missing_columns(database: peewee.Database, table: type[peewee.Model]) -> None:
+    """Add the columns (and their single-column indexes) an older database lacks."""
+    name = table._meta.table_name
+    present = {column.name for column in database.get_columns(name)}
+    missing = [f for f in table._meta.sorted_fields if f.column_name not in present]
+    if not missing:
+        return
+    migrator = SchemaMigrator.from_database(database)
+    for field in missing:
+        log.info("adding column %s.%s to the task store", name, field.column_name)
+        try:
+            with database.atomic():
+                operations = [migrator.add_column(name, field.column_name, field)]
+                migrate(*operations)
+        except peewee.DatabaseError:
+            database.rollback()  # another process added it first
+            if field.column_name not in {c.name for c in database.get_columns(name)}:
+                raise
