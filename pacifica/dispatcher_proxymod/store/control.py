@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ..states import TaskState, TaskStatus
 from .db import connection, reconnecting, utcnow
+from .lifecycle import cancelled_fields
 from .models import Task
 
 RETRYABLE = [state.status.value for state in TaskState if state.retryable]
@@ -85,16 +86,7 @@ def cancel_task(task_id: str, reason: str) -> Cancelled:
     now = utcnow()
     with connection():
         ended = (
-            Task.update(
-                status=TaskStatus.CANCELLED.value,
-                reason=reason,
-                stage=None,
-                error_type="Cancelled",
-                error_message=reason,
-                error_traceback=None,
-                finished=now,
-                updated=now,
-            )
+            Task.update(**cancelled_fields(reason, now))
             .where((Task.id == task_id) & (Task.status == TaskStatus.ACCEPTED.value))
             .execute()
         )

@@ -155,28 +155,32 @@ def claim(task_id: str, worker: str, stale_after: float) -> Claim:
     return Claim.FINAL if task.task_status.final else Claim.BUSY
 
 
+def cancelled_fields(reason: str, now: Any) -> dict[str, Any]:
+    """The columns of a task that ends cancelled for ``reason``."""
+    return {
+        "status": TaskStatus.CANCELLED.value,
+        "reason": one_line(reason),
+        "stage": None,
+        "error_type": "Cancelled",
+        "error_message": reason,
+        "error_traceback": None,
+        "cancel_request": None,
+        "heartbeat": None,
+        "finished": now,
+        "updated": now,
+    }
+
+
 def _end_lost_cancelled(task_id: str, lost: peewee.Expression, now: Any) -> bool:
     """End a task cancelled while its (now lost) worker ran it; True if it was one."""
-    task = Task.get_or_none((Task.id == task_id) & lost & Task.cancel_request.is_null(False))
-    if task is None:
+    pending = (Task.id == task_id) & lost & Task.cancel_request.is_null(False)
+    task = Task.get_or_none(pending)
+    if task is None or task.cancel_request is None:
         return False
-    ended = (
-        Task.update(
-            status=TaskStatus.CANCELLED.value,
-            reason=task.cancel_request,
-            error_type="Cancelled",
-            error_message=task.cancel_request,
-            stage=None,
-            cancel_request=None,
-            heartbeat=None,
-            finished=now,
-            updated=now,
-        )
-        .where((Task.id == task_id) & lost & Task.cancel_request.is_null(False))
-        .execute()
-    )
+    reason: str = task.cancel_request
+    ended = Task.update(**cancelled_fields(reason, now)).where(pending).execute()
     if ended:
-        _close_attempts(task_id, now, TaskState.CANCELLED, f"worker lost; {task.cancel_request}")
+        _close_attempts(task_id, now, TaskState.CANCELLED, f"worker lost; {reason}")
     return bool(ended)
 
 
