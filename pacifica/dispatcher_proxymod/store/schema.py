@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 #: Every table of the store, created at start when missing.
 TABLES: tuple[type[peewee.Model], ...] = (Task, Attempt, TaskChart, TaskLog)
 #: The tables whose rows belong to one task (``task_id``): deleted with it.
-TASK_TABLES: tuple[type[peewee.Model], ...] = (Attempt, TaskChart, TaskLog)
+TASK_TABLES = (Attempt, TaskChart, TaskLog)
 
 
 def open_database(settings: Settings) -> peewee.Database:
