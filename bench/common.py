@@ -54,6 +54,7 @@ SLOTS = {
     "e2e": (BENCH_DATABASE + "_e2e", 6),
     "memory": (BENCH_DATABASE + "_memory", 7),
     "slow": (BENCH_DATABASE + "_slow", 8),
+    "ui": (BENCH_DATABASE + "_ui", 9),
 }
 SETUPS = ("sqlite-fs", "pg-redis", "pg-rabbitmq")
 

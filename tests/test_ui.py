@@ -19,8 +19,8 @@ from pacifica.dispatcher_proxymod.queue import create_celery_app
 from pacifica.dispatcher_proxymod.settings import Settings
 from pacifica.dispatcher_proxymod.states import TaskStatus
 from pacifica.dispatcher_proxymod.store import Outcome
-from pacifica.dispatcher_proxymod.ui import views
 from pacifica.dispatcher_proxymod.web import create_app
+from pacifica.dispatcher_proxymod.web.ui import views
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 

@@ -30,6 +30,8 @@ FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-ser
 #: dash patterns differ too.
 COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#999933", "#000000")
 DASHES = ("", "6 3", "2 3", "8 3 2 3")
+#: Most points drawn per line.
+DRAWN_POINTS = 1200
 INK, GRID, MUTED = "#1f2328", "#e5e7eb", "#57606a"
 
 
@@ -215,7 +217,12 @@ def _legend(svg: ET.Element, chart: Chart, top: float) -> None:
 
 
 def render_svg(chart: Chart) -> str:
-    """The chart as an SVG document (a string, no XML declaration, so it can be inlined)."""
+    """The chart as an SVG document (a string, no XML declaration, so it can be inlined).
+
+    Each line is drawn from at most :data:`DRAWN_POINTS` points (min/max kept), about two per
+    pixel of the plot's width: more would not show, and would make the page slow.
+    """
+    chart = chart.bounded(DRAWN_POINTS)
     points = [point for series in chart.series for point in series.points]
     x_axis = make_axis(
         (x for x, _ in points), integer=all(float(x).is_integer() for x, _ in points)

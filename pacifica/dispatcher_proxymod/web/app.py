@@ -15,12 +15,12 @@ from celery import Celery
 from .. import store
 from ..routing import subscription_expression
 from ..settings import Settings
-from ..ui.resource import Dashboard
 from .errors import json_error_page
 from .logs import LogReads
 from .receive import Receiver
 from .service import ServiceResources
 from .tasks import TaskReads
+from .ui.resource import Dashboard
 
 
 class Api:

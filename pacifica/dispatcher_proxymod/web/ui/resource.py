@@ -11,6 +11,8 @@ import importlib.resources
 import json
 import os
 import stat
+import threading
+from collections import OrderedDict
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -18,16 +20,18 @@ import cherrypy
 import jinja2
 from markupsafe import Markup
 
-from .. import store
-from ..charts import Chart, render_svg
-from ..settings import Settings
-from ..transfer.base import ResultFile, list_result_files, open_regular_file
-from ..web.auth import authenticate
-from ..web.tasks import parse_task_id
+from ... import store
+from ...charts import Chart, render_svg
+from ...settings import Settings
+from ...transfer.base import ResultFile, list_result_files, open_regular_file
+from ..auth import authenticate
+from ..tasks import parse_task_id
 from . import security, views
 
 #: Result files served as text/plain; every other one as application/octet-stream.
 TEXT_SUFFIXES = frozenset({".log", ".txt", ".csv", ".ini", ".json", ".md", ".py"})
+#: How many tasks' drawn charts are kept (a task's charts change only when it runs again).
+DRAWN_CACHE = 32
 STATIC_FILES = {
     "ui.css": "text/css; charset=utf-8",
     "ui.js": "text/javascript; charset=utf-8",
@@ -37,7 +41,7 @@ STATIC_FILES = {
 
 def _environment() -> jinja2.Environment:
     environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("pacifica.dispatcher_proxymod.ui", "templates"),
+        loader=jinja2.PackageLoader("pacifica.dispatcher_proxymod.web.ui", "templates"),
         autoescape=True,  # every template, whatever its name
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -57,6 +61,8 @@ class Dashboard:
         self.settings = settings
         self.templates = _environment()
         self._static = {name: _static(name) for name in STATIC_FILES}
+        self._drawn: OrderedDict[tuple[str, object], list[Markup]] = OrderedDict()
+        self._lock = threading.Lock()
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -131,10 +137,7 @@ class Dashboard:
         models = _json_list(task.models_json)
         configs, others = views.config_views(facts.key_values)
         state = views.state_of(task)
-        charts = [
-            Markup(render_svg(Chart.from_json(data)))  # noqa: S704 - ElementTree escaped it
-            for data in store.charts_of(task.id)
-        ]
+        charts = self._charts(task)
         return self._render(
             "task.html",
             title=f"Run {task.event_id}",
@@ -154,6 +157,21 @@ class Dashboard:
             traceback=task.error_traceback or "",
             refresh=not state.final,
         )
+
+    def _charts(self, task: store.Task) -> list[Markup]:
+        """The task's charts as inline SVG; drawn once per version of the task, then cached."""
+        key = (task.id, task.updated)
+        cached = self._drawn.get(key)
+        if cached is None:
+            cached = [
+                Markup(render_svg(Chart.from_json(data)))  # noqa: S704 - ElementTree escaped it
+                for data in store.charts_of(task.id)
+            ]
+            with self._lock:
+                self._drawn[key] = cached
+                while len(self._drawn) > DRAWN_CACHE:
+                    self._drawn.popitem(last=False)
+        return cached
 
     # -- result files ----------------------------------------------------------------------
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .. import store
-from ..states import TaskState, TaskStatus
+from ... import store
+from ...states import TaskState, TaskStatus
 
 #: Longest one-line reason shown in the list.
 REASON_CHARS = 240
