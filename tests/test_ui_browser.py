@@ -215,6 +215,10 @@ def test_a_failing_model_shows_its_reason_and_logs(browser: Any, service: dict[s
     assert "broken" in reason and "KeyError" in reason
     model = browser.find_element(By.CSS_SELECTOR, "article.model-failed")
     assert "broken" in model.find_element(By.CSS_SELECTOR, "h3").text
+    stderr = model.find_element(By.CSS_SELECTOR, "pre.stderr").text  # open for a failure
+    assert 'broken.py", line 7, in broken' in stderr and "KeyError: 'value'" in stderr
+    model.find_element(By.CSS_SELECTOR, "details summary").click()  # stdout, closed at first
+    assert "reading the inputs of" in model.find_element(By.CSS_SELECTOR, "pre.stdout").text
 
 
 def test_a_hostile_event_shows_as_text_and_runs_nothing(

@@ -70,9 +70,9 @@ class Dashboard:
         security.page_headers()
         cherrypy.response.status = status
         cherrypy.response.headers["Content-Type"] = "text/html; charset=utf-8"
-        base = cherrypy.request.script_name + "/ui"
+        api = cherrypy.request.script_name
         page = self.templates.get_template(template)
-        return page.render(base=base, **context).encode("utf-8")
+        return page.render(base=api + "/ui", api=api, **context).encode("utf-8")
 
     def _denied(self) -> bytes | None:
         denied = authenticate(self.settings)
@@ -149,7 +149,7 @@ class Dashboard:
             received=views.time_text(task.created),
             finished=views.time_text(task.finished),
             timeline=views.timeline(task, models),
-            models=views.model_views(models),
+            models=views.model_views(models, store.logs_of(task.id)),
             configs=configs,
             other_key_values=others,
             charts=charts,

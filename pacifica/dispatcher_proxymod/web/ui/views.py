@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ... import store
+from ...modellog import ModelLog
 from ...states import TaskState, TaskStatus
 
 #: Longest one-line reason shown in the list.
@@ -216,10 +217,21 @@ def _parse_iso(text: Any) -> datetime | None:
     return parsed
 
 
-def model_views(models: Iterable[Mapping[str, Any]]) -> list[ModelView]:
-    """The models of the last attempt, from the stored per-model records."""
+def model_views(
+    models: Iterable[Mapping[str, Any]], logs: Iterable[ModelLog] = ()
+) -> list[ModelView]:
+    """The models of the last attempt, from the stored per-model records and kept logs."""
+    kept = {(entry.model, entry.stream): entry for entry in logs}
+
+    def log_text(model: str, stream: str) -> str:
+        entry = kept.get((model, stream))
+        if entry is None:
+            return ""
+        return ("[... earlier output not kept ...]\n" if entry.truncated else "") + entry.text
+
     views = []
     for run in models:
+        name = _text(run.get("model"))
         exit_code, signal_name = run.get("exit_code"), run.get("signal_name")
         exit_text = (
             f"signal {signal_name}" if signal_name else "" if exit_code is None else str(exit_code)
@@ -227,7 +239,7 @@ def model_views(models: Iterable[Mapping[str, Any]]) -> list[ModelView]:
         location = run.get("location") or {}
         views.append(
             ModelView(
-                model=_text(run.get("model")),
+                model=name,
                 outcome=_text(run.get("outcome")),
                 ok=run.get("outcome") == "ok",
                 duration=duration_text(run.get("duration_seconds")),
@@ -237,8 +249,8 @@ def model_views(models: Iterable[Mapping[str, Any]]) -> list[ModelView]:
                 reason=_text(run.get("reason")),
                 exit=exit_text,
                 isolation=_text(run.get("isolation")),
-                stdout=_text(run.get("stdout") or run.get("stdout_tail")),
-                stderr=_text(run.get("stderr") or run.get("stderr_tail")),
+                stdout=log_text(name, "stdout"),
+                stderr=log_text(name, "stderr"),
                 traceback=_text(run.get("traceback")),
                 location=(
                     f"{location.get('file')}, line {location.get('line')}"
