@@ -116,7 +116,16 @@ def test_process_refuses_hostile_configs(
     done = _process(tmp_path, _write_event(tmp_path, changes))
     assert done.returncode != 0
     assert expected in done.stderr
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    # nothing ran: the only thing written is the rejection's report tree
+    written = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    reports = {p.parent for p in written if p.name == "report.md"}
+    assert len(reports) == 1
+    allowed = {"report.md", "manifest.json", "ro-crate-metadata.json"}
+    assert all(
+        (p.parent in reports and p.name in allowed) or p.name.endswith(".delivery.json")
+        for p in written
+    )
+    assert "rejected" in (reports.pop() / "report.md").read_text()
 
 
 def test_process_refuses_traversal_in_file_entries(tmp_path: Path) -> None:

@@ -69,6 +69,26 @@ def test_unmatched_event_is_accepted_as_422(base_url: str, example_event: dict[s
     assert task is not None and task.queued_at is None
 
 
+def test_a_refused_upload_that_asks_for_proxymod_is_queued_for_its_report(
+    base_url: str, example_event: dict[str, Any]
+) -> None:
+    misspelt = json.loads(json.dumps(example_event))
+    misspelt["eventID"] = "misspelt"
+    for entry in misspelt["data"]:
+        if entry.get("key") == "proxymod.config_1.PROJECT.runtime":
+            entry["key"] = "proxymod.config_1.PROJECT.runtme"
+    answer = _post(base_url, misspelt)
+    assert answer.status_code == 202
+    body = answer.json()
+    assert body["status"] == "202 Accepted"  # the worker rejects it and uploads the report
+    task = store.get_task(body["taskID"])
+    assert task is not None and task.queued_at is not None and task.route is None
+    # without a transaction to answer, it is refused here and now, as before
+    unlinked = dict(misspelt, eventID="unlinked")
+    unlinked["data"] = [e for e in misspelt["data"] if e["destinationTable"] != "Transactions._id"]
+    assert _post(base_url, unlinked).json()["status"] == "422 Unprocessable Entity"
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -24,6 +24,7 @@ import sys
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cherrypy
 
@@ -34,6 +35,9 @@ from .prepare.check import add_check_arguments, run_check
 from .prepare.pack import add_pack_arguments, run_pack
 from .settings import Settings, environment_for, load_settings
 from .subscribe import add_subscribe_arguments, run_subscribe
+
+if TYPE_CHECKING:
+    from .events import Event
 
 log = logging.getLogger(__name__)
 
@@ -259,9 +263,10 @@ def run_process(settings: Settings, args: argparse.Namespace) -> int:
     try:
         event = parse_http({"Content-Type": "application/json"}, body)
         reasons = rejection_reasons(event, settings)
-        if reasons:
-            raise UnprocessableEvent(reasons)
         task_id = str(uuid.uuid4())
+        if reasons:
+            _report_rejection(settings, task_id, event, reasons)
+            raise UnprocessableEvent(reasons)
         with task_context(task_id, event.id):
             result = handle(event, task_id, settings, make_transfer(settings))
     except (InvalidEvent, UnprocessableEvent) as exc:
@@ -277,6 +282,21 @@ def run_process(settings: Settings, args: argparse.Namespace) -> int:
     if result.delivery is not None:
         print(result.delivery.location)
     return 1 if result.failure else 0
+
+
+def _report_rejection(settings: Settings, task_id: str, event: Event, reasons: list[str]) -> None:
+    """Write the report of a rejected event under the output dir, as the service would."""
+    from .proxymod.answer import deliver_report
+    from .states import TaskStatus
+    from .store import Outcome
+    from .transfer import make_transfer
+
+    rejected = Outcome(
+        TaskStatus.UNPROCESSABLE, error_type="UnprocessableEvent", error_message="; ".join(reasons)
+    )
+    answered = deliver_report(settings, task_id, event, rejected, make_transfer(settings))
+    if answered.result_location:
+        print(answered.result_location)
 
 
 def run_recover(settings: Settings) -> int:

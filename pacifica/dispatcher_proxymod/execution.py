@@ -7,6 +7,7 @@ reason; only a transient transfer failure gives the task back for a retry.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -22,6 +23,7 @@ from . import store
 from .errors import ModelFailed, TaskCancelled, TransferError, UnprocessableEvent, UploadFailed
 from .events import Event
 from .logconfig import set_event_id
+from .proxymod import answer
 from .proxymod.handler import HandlerResult, handle
 from .proxymod.validate import rejection_reasons
 from .settings import Settings
@@ -119,6 +121,7 @@ def execute(settings: Settings, task_id: str, transfer: Transfer) -> Execution:
     outcome = _run(settings, task, worker, transfer)
     if isinstance(outcome, Execution):
         return outcome
+    outcome = _answer(settings, task, worker, outcome, transfer)
     _record_outcome(settings, task_id, worker, outcome)
     log_end(task_id, outcome.status, outcome.reason)
     return Execution("done", status=outcome.status, reason=outcome.error_message)
@@ -130,6 +133,22 @@ def log_end(task_id: str, status: TaskStatus, reason: str | None) -> None:
     level = logging.INFO if state is TaskState.SUCCEEDED else logging.WARNING
     because = f": {reason}" if reason else ""
     log.log(level, "task %s ended %s (%s)%s", task_id, state.value, status.value, because)
+
+
+def _answer(
+    settings: Settings, task: store.Task, worker: str, outcome: Outcome, transfer: Transfer
+) -> Outcome:
+    """Upload the report of a task that ended rejected or failed (see proxymod/answer.py)."""
+    if not answer.needs_report(outcome):
+        return outcome
+    try:
+        event = Event.from_json(task.event_json)
+        with _Heartbeat(task.id, worker, settings.heartbeat_seconds):
+            return answer.deliver_report(settings, task.id, event, outcome, transfer)
+    except Exception as exc:  # the original reason is what the task ends with, always
+        log.error("task %s: the report could not be made", task.id, exc_info=exc)
+        note = f"The report could not be made: {type(exc).__name__}: {exc}"
+        return dataclasses.replace(outcome, error_message=f"{outcome.error_message}\n{note}")
 
 
 def _record_outcome(settings: Settings, task_id: str, worker: str, outcome: Outcome) -> None:

@@ -35,9 +35,10 @@ from ..modellog import LOGS_DIR, STREAMS, ModelLog, model_log_path
 from ..paths import resolve_inside
 from ..sandbox import ModelRun, run_model, sandbox_status
 from ..settings import Settings
+from ..states import Stage
 from ..transfer import Delivery, Transfer
 from ..transfer.base import hash_type
-from . import crate, plots
+from . import crate, plots, report
 from .config import ProxymodConfig, parse_configs
 from .files import Selection, select_files
 
@@ -130,6 +131,8 @@ def handle(
         _guard_result_dir(result_dir)
         result.charts = plots.collect(result_dir, configs, written)
         plots.write_plots(result_dir, result.charts)
+        if result.failure:
+            _write_failure_report(result_dir, event, task_id, upload, result)
         origin = Provenance(event, task_id, upload, configs, selection, local, isolation)
         _write_manifest(result_dir, files_dir, origin, result, settings)
         _guard_result_dir(result_dir)
@@ -160,11 +163,31 @@ def _stop_if_cancelled(cancel: threading.Event | None) -> None:
         raise TaskCancelled()
 
 
+def _write_failure_report(
+    result_dir: Path, event: Event, task_id: str, upload: Upload, result: HandlerResult
+) -> None:
+    """``report.md`` beside the results of a run in which a model failed."""
+    _guard_result_dir(result_dir)
+    failed = [run for run in result.models if not run.ok]
+    facts = report.facts_for(
+        task_id,
+        event,
+        upload,
+        state="failed",
+        stage=Stage.MODEL.value,
+        reason=result.failure or "a model failed",
+        problems=[run.reason or f"model {run.model}: {run.outcome}" for run in failed],
+        runs=[run.to_json() for run in result.models],
+        logs=result.logs,
+    )
+    report.write_report(result_dir, facts)
+
+
 def _guard_result_dir(result_dir: Path) -> None:
     """Undo what a model may have planted to make the worker write outside the task."""
     if result_dir.is_symlink() or not result_dir.is_dir():
         raise UnprocessableEvent(f"a model replaced the result directory {result_dir}")
-    for name in ("stdout.log", "stderr.log", MANIFEST_NAME, crate.CRATE_NAME):
+    for name in ("stdout.log", "stderr.log", MANIFEST_NAME, crate.CRATE_NAME, report.REPORT_NAME):
         _remove_unless_file(result_dir / name)
     logs = result_dir / LOGS_DIR
     if logs.is_symlink() or (logs.exists() and not logs.is_dir()):

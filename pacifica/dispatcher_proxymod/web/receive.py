@@ -3,8 +3,11 @@
 It answers 2xx to every CloudEvent it can parse, because Pacifica Notifications disables a
 subscription on any other answer: a new task gets 202, a repeated delivery 200 with the first
 task's id, an event no route matches is recorded as ``422 Unprocessable Entity`` (and still
-answered 202). Only a body that is no CloudEvent gets 400, a body over the limit 413, a missing
-or wrong credential 401, and a database that cannot record the event 503.
+answered 202). A refused upload that asks for proxymod and names its transaction is queued
+instead: the worker finds the same problems, ends it ``422`` and uploads its report beside the
+upload (proxymod/answer.py); the web process never talks to Pacifica itself. Only a body that
+is no CloudEvent gets 400, a body over the limit 413, a missing or wrong credential 401, and a
+database that cannot record the event 503.
 """
 
 from __future__ import annotations
@@ -19,12 +22,12 @@ import peewee
 from celery import Celery
 
 from .. import store
-from ..errors import InvalidEvent
-from ..events import parse_http
+from ..errors import InvalidEvent, UnprocessableEvent
+from ..events import Event, parse_http, parse_upload
 from ..logconfig import task_context
 from ..proxymod.validate import request_problems
 from ..queue import publish
-from ..routing import ROUTE_NAME, quick_mismatch
+from ..routing import ROUTE_NAME, asks_for_proxymod, quick_mismatch
 from ..settings import Settings
 from ..states import TaskStatus
 from .auth import authenticate
@@ -79,13 +82,15 @@ class Receiver:
             reasons = [
                 str(problem) for problem in request_problems(event, self.settings)
             ] or reasons
+        answered = bool(reasons) and _answerable(event, self.settings)
         try:
-            if reasons:
+            if reasons and not answered:
                 recorded = store.record_event(
                     event, TaskStatus.UNPROCESSABLE, reason="; ".join(reasons)
                 )
-            else:
-                recorded = store.record_event(event, TaskStatus.ACCEPTED, route=ROUTE_NAME)
+            else:  # a refused one is queued for its report only: it has no route
+                route = None if reasons else ROUTE_NAME
+                recorded = store.record_event(event, TaskStatus.ACCEPTED, route=route)
         except (peewee.DataError, ValueError) as exc:  # e.g. NUL or too long for PostgreSQL
             problem = f"the task store cannot keep this event: {str(exc).strip()}"
             return error(400, "InvalidEvent", problem, problems=[problem])
@@ -95,7 +100,7 @@ class Receiver:
             return error(503, "DatabaseUnavailable", "the task store cannot record events now")
         task = recorded.task
         with task_context(task.id, event.id):
-            if recorded.created and not reasons:
+            if recorded.created and (answered or not reasons):
                 publish(self.celery_app, task.id)
                 log.info("task %s recorded and queued", task.id)
             elif recorded.created:
@@ -107,3 +112,13 @@ class Receiver:
         return json_body(
             {"taskID": task.id, "status": task.status, "duplicate": not recorded.created}
         )
+
+
+def _answerable(event: Event, settings: Settings) -> bool:
+    """Whether a refused event gets a report: it asks for proxymod and names its transaction."""
+    if not asks_for_proxymod(event, settings):
+        return False
+    try:
+        return parse_upload(event.data).transaction_id is not None
+    except UnprocessableEvent:
+        return False
