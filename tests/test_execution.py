@@ -275,6 +275,7 @@ def test_a_report_that_cannot_be_uploaded_keeps_the_original_reason(
     first, added = (task.error_message or "").split("\n")
     assert "in_file_two.csv" in first  # the reason is the original one
     assert added == "The report could not be uploaded either: Ingest answered 503"
+    assert task.reason == first  # the reason people see is the original one
     assert transfer.uploads == 3  # retried like results: 1 + DISPATCHER_TRANSFER_RETRIES
 
 

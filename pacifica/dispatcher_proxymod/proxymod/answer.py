@@ -88,7 +88,9 @@ def deliver_report(
 
 
 def stage_of(outcome: Outcome) -> Stage:
-    """Where the task ended, from its outcome."""
+    """Where the task ended: as the worker recorded it, else from the outcome's error."""
+    if outcome.stage is not None:
+        return outcome.stage
     if outcome.status is TaskStatus.UNPROCESSABLE:
         return Stage.VALIDATE
     if outcome.error_type == "TransferError":

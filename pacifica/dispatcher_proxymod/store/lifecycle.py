@@ -257,10 +257,15 @@ class Outcome:
 
     @property
     def reason(self) -> str | None:
-        """One line for people: what went wrong, or None."""
+        """One line for people: what went wrong, or None.
+
+        The message's first line: later lines add to it (e.g. that the report of a failure could
+        not be uploaded either) but never replace the reason.
+        """
         if self.status is TaskStatus.OK:
             return None
-        return one_line(self.error_message) or self.error_type
+        first = self.error_message.strip().split("\n", 1)[0] if self.error_message else None
+        return one_line(first) or self.error_type
 
 
 def finish(task_id: str, worker: str | None, outcome: Outcome) -> bool:
