@@ -143,7 +143,7 @@ def _answer(
         return outcome
     try:
         event = Event.from_json(task.event_json)
-        with _Heartbeat(task.id, worker, settings.heartbeat_seconds):
+        with _Watch(task.id, worker, settings.heartbeat_seconds):  # a heartbeat while it uploads
             return answer.deliver_report(settings, task.id, event, outcome, transfer)
     except Exception as exc:  # the original reason is what the task ends with, always
         log.error("task %s: the report could not be made", task.id, exc_info=exc)
