@@ -208,9 +208,43 @@ def test_model_json_record(task: Task) -> None:
 def test_raising_model_names_the_exception(task: Task) -> None:
     run = task.run("divider", "def divider():\n    return 1 / 0\n")
     assert run.outcome == "error"
-    assert run.reason == "model divider: raised ZeroDivisionError: division by zero"
+    assert run.reason == (
+        "model divider: raised ZeroDivisionError: division by zero "
+        "at models/divider.py, line 2, in divider: `return 1 / 0`"
+    )
     assert run.exit_code == run_model_script.EXIT_RAISED
-    assert "Traceback (most recent call last)" in task.stderr.read_text()
+    logged = task.stderr.read_text()
+    assert "Traceback (most recent call last)" in logged
+    assert "run_model" not in logged.split("[run_model]")[0]  # no runner frame
+    assert run.traceback == (
+        "Traceback (most recent call last):\n"
+        '  File "models/divider.py", line 2, in divider\n'
+        "    return 1 / 0\n"
+        "           ~~^~~\n"
+        "ZeroDivisionError: division by zero\n"
+    )
+    assert run.to_json()["traceback"] == run.traceback
+
+
+def test_a_failure_in_proxymod_names_the_user_s_line(task: Task) -> None:
+    source = (
+        "from proxymod.model import Prox\n"
+        "\n"
+        "def deep(config_1=None):\n"
+        "    step()\n"
+        "\n"
+        "def step():\n"
+        "    Prox('/nowhere/config.ini', 'deep', target_yr=2010)\n"
+    )
+    run = task.run("deep", source)
+    assert run.outcome == "error" and run.reason is not None
+    assert run.reason.endswith(
+        "at models/deep.py, line 7, in step: `Prox('/nowhere/config.ini', 'deep', target_yr=2010)`"
+    )
+    assert run.traceback is not None
+    assert 'File "models/deep.py", line 4, in deep' in run.traceback
+    assert "frame(s) in proxymod, the runtime the models import" in run.traceback
+    assert "run_model.py" not in run.traceback and "importlib" not in run.traceback
 
 
 def test_model_failing_at_import(task: Task) -> None:
@@ -218,6 +252,7 @@ def test_model_failing_at_import(task: Task) -> None:
     assert run.outcome == "error"
     assert run.reason is not None
     assert run.reason.startswith("model broken: failed to import: SyntaxError")
+    assert "at models/broken.py, line 1: `def broken(:`" in run.reason
 
 
 @pytest.mark.parametrize(
@@ -259,7 +294,10 @@ def test_a_forked_child_failing_does_not_speak_for_the_model(task: Task) -> None
         """
     run = task.run("parent", source)
     assert (run.outcome, run.exit_code) == ("error", run_model_script.EXIT_RAISED)
-    assert run.reason == "model parent: raised RuntimeError: the parent"
+    assert run.reason is not None
+    assert run.reason.startswith(
+        "model parent: raised RuntimeError: the parent at models/parent.py"
+    )
     markers = [
         line
         for line in task.stderr.read_text().splitlines()

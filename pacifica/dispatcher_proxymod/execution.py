@@ -238,6 +238,10 @@ def _outcome(result: HandlerResult) -> Outcome:
         result_transaction=delivery.transaction_id if delivery else None,
         error_type="ModelFailed" if result.failure else None,
         error_message=result.failure,
+        error_traceback="\n".join(
+            f"model {run.model}:\n{run.traceback}" for run in result.models if run.traceback
+        )
+        or None,
         charts=[chart.to_json() for chart in result.charts],
         logs=result.logs,
         stage=Stage.MODEL if result.failure else None,

@@ -187,6 +187,11 @@ def _schemas() -> dict[str, Any]:
                 },
                 "reason": _NULLABLE_STRING,
                 "isolation": {"type": "string", "enum": ["bwrap", "process"]},
+                "traceback": {
+                    "type": "string",
+                    "nullable": True,
+                    "description": "the model's traceback, without the dispatcher's frames",
+                },
             },
         },
         "TaskRecord": shape.object_schema(shape.TASK_FIELDS, "the whole record of a task"),

@@ -59,6 +59,8 @@ RESERVED_EXIT_CODES = frozenset(range(EXIT_RAISED, EXIT_TMP_SPACE + 1))
 
 #: Prefix of the last stderr line that explains a reserved exit status.
 MARKER = "[run_model] "
+#: Longest traceback (characters) the report carries; its end is kept.
+_TRACEBACK_LIMIT = 2000
 
 _MEBIBYTE = 1024 * 1024
 _MESSAGE_LIMIT = 500
@@ -112,12 +114,20 @@ def apply_limits(options: argparse.Namespace) -> None:
     _lower_limit(resource.RLIMIT_NPROC, options.processes)
 
 
-def report(code: int, what: str, detail: str) -> int:
-    """Write the marker line that explains ``code`` to stderr and return ``code``."""
+def report(code: int, what: str, detail: str, **facts: str) -> int:
+    """Write the marker line that explains ``code`` to stderr and return ``code``.
+
+    ``facts`` are more fields of the report (``where``, ``source``, ``traceback``), each bounded.
+    """
     with contextlib.suppress(Exception):  # a model may have broken sys.stderr; fd 2 still works
         sys.stderr.flush()
-    line = MARKER + json.dumps({"what": what, "detail": detail[:_MESSAGE_LIMIT]}) + "\n"
-    for fd in (2, _report_fd):
+    fields = {"what": what, "detail": detail[:_MESSAGE_LIMIT]}
+    if "where" in facts:
+        fields["where"] = facts["where"][:_MESSAGE_LIMIT]
+    short = MARKER + json.dumps(fields) + "\n"  # the log has the traceback already
+    fields.update({key: value[-_TRACEBACK_LIMIT:] for key, value in facts.items() if value})
+    full = MARKER + json.dumps(fields) + "\n"
+    for fd, line in ((2, short), (_report_fd, full)):
         if fd is not None:
             with contextlib.suppress(OSError):
                 os.write(fd, line.encode("utf-8", "replace"))
@@ -195,14 +205,61 @@ def limit_exit_code(exc: BaseException) -> tuple[int, str] | None:
     return None
 
 
-def _failed(exc: BaseException, code: int, what: str) -> int:
-    """Print the traceback, then the marker; a resource limit takes precedence over ``code``."""
+def _shown_path(filename: str) -> str:
+    """A frame's file as the uploader knows it: ``models/<name>.py`` for a model, ``proxymod/...``
+    for the runtime, else the file's name."""
+    path = os.path.abspath(filename)
+    runtime_dir = os.path.dirname(os.path.abspath(__file__))
+    if path.startswith(runtime_dir + os.sep):
+        return os.path.relpath(path, runtime_dir)
+    folder = os.path.basename(os.path.dirname(path))
+    return f"{folder}/{os.path.basename(path)}" if folder == "models" else os.path.basename(path)
+
+
+def user_frames(exc: BaseException) -> list[traceback.FrameSummary]:
+    """The frames of ``exc``'s traceback that are not this runner's (nor importlib's)."""
+    this = os.path.abspath(__file__)
+    return [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not frame.filename.startswith("<frozen ") and os.path.abspath(frame.filename) != this
+    ]
+
+
+def user_traceback(exc: BaseException, model_file: str) -> tuple[str, str, str]:
+    """``(where, code, traceback)`` of ``exc`` in the user's terms: the line of the model file
+    that raised (or called what raised), its source, and the traceback without runner frames."""
+    frames = user_frames(exc)
+    for frame in frames:
+        frame.filename = _shown_path(frame.filename)
+    model = _shown_path(model_file)
+    where = code = ""
+    in_model = [frame for frame in frames if frame.filename == model]
+    if in_model:
+        last = in_model[-1]
+        where, code = f"{model}, line {last.lineno}, in {last.name}", (last.line or "").strip()
+    elif isinstance(exc, SyntaxError) and exc.lineno:
+        where, code = f"{model}, line {exc.lineno}", (exc.text or "").strip()
+    runtime = [frame for frame in frames if frame.filename.startswith("proxymod" + os.sep)]
+    shown = [frame for frame in frames if frame not in runtime]
+    lines = ["Traceback (most recent call last):\n", *traceback.format_list(shown)]
+    if runtime:
+        lines.append(f"  ... {len(runtime)} frame(s) in proxymod, the runtime the models import\n")
+    lines += traceback.format_exception_only(type(exc), exc)
+    return where, code, "".join(lines) if frames else "".join(lines[-1:])
+
+
+def _failed(exc: BaseException, code: int, what: str, model_file: str) -> int:
+    """Print the user's traceback, then the marker; a resource limit takes precedence."""
+    where = source = text = ""
     with contextlib.suppress(Exception):  # may fail under the memory limit; the marker says it
-        traceback.print_exception(exc)
+        where, source, text = user_traceback(exc, model_file)
+        sys.stderr.write(text)
     limit = limit_exit_code(exc)
     if limit is not None:
-        return report(limit[0], "limit:" + limit[1], describe_exception(exc))
-    return report(code, what, describe_exception(exc))
+        return report(limit[0], "limit:" + limit[1], describe_exception(exc), where=where)
+    facts = {"where": where, "source": source, "traceback": text}
+    return report(code, what, describe_exception(exc), **facts)
 
 
 def load_callable(model_file: str, name: str) -> Callable[..., Any] | str:
@@ -254,7 +311,7 @@ def main(argv: Sequence[str]) -> int:
     try:
         target = load_callable(options.model_file, options.name)
     except Exception as exc:
-        return _failed(exc, EXIT_IMPORT_FAILED, "import")
+        return _failed(exc, EXIT_IMPORT_FAILED, "import", options.model_file)
     if isinstance(target, str):
         return report(EXIT_NO_CALLABLE, "no_callable", target)
     runner_pid = os.getpid()
@@ -263,7 +320,7 @@ def main(argv: Sequence[str]) -> int:
     except Exception as exc:
         if os.getpid() != runner_pid:  # a process the model forked: only the runner reports
             os._exit(EXIT_RAISED)
-        return _failed(exc, EXIT_RAISED, "raised")
+        return _failed(exc, EXIT_RAISED, "raised", options.model_file)
     with contextlib.suppress(Exception):  # the model's output stream is its own business
         sys.stdout.flush()
     return EXIT_OK

@@ -25,8 +25,9 @@ SANDBOX_UID_BASE = 2_000_000_000
 
 #: The model's ``PATH``.
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
-#: The most of the runner's report that is read (it writes one line of at most ~600 bytes).
-REPORT_LIMIT_BYTES = 4096
+#: The most of the runner's report that is read (one line: a short reason, where in the model's
+#: code, and its traceback of at most 2000 characters, ~13 KB when escaped; below a pipe buffer).
+REPORT_LIMIT_BYTES = 16384
 
 
 def execute(

@@ -35,6 +35,8 @@ class ModelRun:
     limit: str | None  # one of LIMITS, or None
     reason: str | None  # names the model and what happened; None when ok
     isolation: str  # "bwrap" | "process"
+    #: the model's traceback without the runner's frames, when it raised
+    traceback: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -55,6 +57,7 @@ class ModelRun:
             "limit": self.limit,
             "reason": self.reason,
             "isolation": self.isolation,
+            "traceback": self.traceback,
         }
 
 
@@ -130,7 +133,9 @@ def judge(
     ended: datetime,
 ) -> ModelRun:
     """Turn an exit status, the runner's report and the stderr tail into a :class:`ModelRun`."""
-    outcome, limit, reason = _verdict(name, result, report.decode("utf-8", "replace"), tail, limits)
+    text = report.decode("utf-8", "replace")
+    outcome, limit, reason = _verdict(name, result, text, tail, limits)
+    facts = runner_report(text) if outcome != "ok" else None
     return ModelRun(
         model=name,
         started=started,
@@ -141,7 +146,17 @@ def judge(
         limit=limit,
         reason=reason,
         isolation=isolation,
+        traceback=(facts or {}).get("traceback"),
     )
+
+
+def _at(report: dict[str, str]) -> str:
+    """`` at models/x.py, line 12, in f: `code` `` from the runner's report, or ""."""
+    where = " ".join(report.get("where", "").split())[:300]
+    source = " ".join(report.get("source", "").split())[:200]
+    if not where:
+        return ""
+    return f" at {where}" + (f": `{source}`" if source and "`" not in source else "")
 
 
 def _verdict(
@@ -163,10 +178,11 @@ def _verdict(
             limit = what.removeprefix("limit:")
             if limit in RUNNER_LIMITS:
                 return "limit", limit, f"{prefix} {_limit_text(limit, limits)} ({detail})"
+        at = _at(report)
         if what == "raised":
-            return "error", None, f"{prefix} raised {detail}"
+            return "error", None, f"{prefix} raised {detail}{at}"
         if what == "import":
-            return "error", None, f"{prefix} failed to import: {detail}"
+            return "error", None, f"{prefix} failed to import: {detail}{at}"
         if what == "no_callable":
             return "error", None, f"{prefix} {detail}"
         if what == "usage":
