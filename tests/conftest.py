@@ -19,6 +19,7 @@ import pytest
 
 from pacifica.dispatcher_proxymod import store
 from pacifica.dispatcher_proxymod.settings import ModelLimits, Settings
+from pacifica.dispatcher_proxymod.store import tallies
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -74,6 +75,7 @@ def open_store(settings: Settings) -> Iterator[Settings]:
         store.Task.delete().execute()
         for table in store.TASK_TABLES:
             table.delete().execute()
+        tallies.Tally.update(count=0, total=0.0).execute()
     yield settings
     store.close_database()
 

@@ -81,6 +81,7 @@ def test_description_names_every_resource_of_the_api() -> None:
         "/status/{taskID}",
         "/get/{taskID}",
         "/logs/{taskID}",
+        "/metrics",
         "/health",
         "/openapi.json",
     }

@@ -451,6 +451,23 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/metrics": {
+            "get": {
+                "operationId": "metrics",
+                "summary": "Prometheus metrics: the fleet's tasks from the store, this process's "
+                "requests",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text format 0.0.4",
+                        "content": {
+                            "text/plain; version=0.0.4; charset=utf-8": {
+                                "schema": {"type": "string"}
+                            }
+                        },
+                    }
+                },
+            }
+        },
         "/openapi.json": {
             "get": {
                 "operationId": "openapi",

@@ -20,6 +20,7 @@ import peewee
 from ..events import Event, transaction_id_of
 from ..modellog import ModelLog
 from ..states import Stage, TaskState, TaskStatus
+from . import tallies
 from .charts import replace_charts
 from .db import connection, database_proxy, reconnecting, utcnow
 from .logs import replace_logs
@@ -277,6 +278,7 @@ def finish(task_id: str, worker: str | None, outcome: Outcome) -> bool:
     if worker is not None:
         condition &= Task.worker == worker
     with connection(), database_proxy.atomic():
+        before = Task.select(Task.created, Task.started).where(condition).first()
         finished = (
             Task.update(
                 status=outcome.status.value,
@@ -300,6 +302,9 @@ def finish(task_id: str, worker: str | None, outcome: Outcome) -> bool:
             _close_attempts(task_id, now, outcome.status.state, outcome.reason, worker)
             replace_charts(task_id, outcome.charts)
             replace_logs(task_id, outcome.logs)
+            if before is not None:
+                state = outcome.status.state
+                tallies.record_finish(before.created, before.started, now, state, outcome.models)
         return bool(finished)
 
 

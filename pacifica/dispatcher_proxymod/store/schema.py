@@ -16,6 +16,7 @@ from playhouse.db_url import connect as connect_url
 from playhouse.migrate import SchemaMigrator, migrate
 
 from ..settings import Settings
+from . import tallies
 from .charts import TaskChart
 from .db import database_proxy
 from .logs import TaskLog
@@ -24,7 +25,7 @@ from .models import Attempt, Task
 log = logging.getLogger(__name__)
 
 #: Every table of the store, created at start when missing.
-TABLES: tuple[type[peewee.Model], ...] = (Task, Attempt, TaskChart, TaskLog)
+TABLES: tuple[type[peewee.Model], ...] = (Task, Attempt, TaskChart, TaskLog, *tallies.TABLES)
 #: The tables whose rows belong to one task (``task_id``): deleted with it.
 TASK_TABLES = (Attempt, TaskChart, TaskLog)
 
@@ -54,6 +55,7 @@ def open_database(settings: Settings) -> peewee.Database:
         for table in TABLES:
             _create(database, table)
             _add_missing_columns(database, table)
+        tallies.install(database)  # the summary /metrics reads, and its triggers
     return database
 
 

@@ -17,6 +17,7 @@ from ..routing import subscription_expression
 from ..settings import Settings
 from .errors import json_error_page
 from .logs import LogReads
+from .metrics import WebMetrics
 from .receive import Receiver
 from .service import ServiceResources
 from .tasks import TaskReads
@@ -36,14 +37,22 @@ class Api:
         service = ServiceResources(celery_app)
         self.health = service.health
         self.openapi_json = service.openapi_json
+        self.web_metrics = WebMetrics()
+        self.metrics = self.web_metrics.metrics
         if settings.ui:
             self.ui = Dashboard(settings)
 
 
-def app_config(settings: Settings) -> dict[str, dict[str, Any]]:
-    """The CherryPy application config: JSON errors, no tracebacks, the body limit, raw bodies."""
+def app_config(settings: Settings, api: Api | None = None) -> dict[str, dict[str, Any]]:
+    """The CherryPy application config: JSON errors, no tracebacks, the body limit, raw bodies
+    (and, given the tree, its request counters)."""
+    metrics: dict[str, Any] = {}
+    if api is not None:
+        metrics = {"tools.dispatcher_metrics.on": True}
+        metrics["tools.dispatcher_metrics.recorder"] = api.web_metrics
     return {
         "/": {
+            **metrics,
             "request.show_tracebacks": False,
             "request.show_mismatched_params": False,
             # CherryPy logs every request header (credentials too) with each 500 by default
@@ -62,7 +71,8 @@ def create_app(settings: Settings, celery_app: Celery) -> cherrypy.Application:
     """The WSGI application; opens the task store (and creates its table) first."""
     subscription_expression(settings)  # a bad DISPATCHER_ACCEPTED_SOURCES fails now, not later
     store.open_database(settings)
-    return cherrypy.Application(Api(settings, celery_app), "", app_config(settings))
+    api = Api(settings, celery_app)
+    return cherrypy.Application(api, "", app_config(settings, api))
 
 
 class LazyApplication:
