@@ -221,3 +221,70 @@ def test_views_helpers() -> None:
         [("proxymod.config_2.PROJECT.runtime", "0"), ("proxymod.task", "advance")]
     )
     assert [c.name for c in configs] == ["config_2"] and others == [("proxymod.task", "advance")]
+
+
+def _token(session: requests.Session, url: str) -> str:
+    html = session.get(url, timeout=10).text
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "the run page has a form with a token"
+    return found.group(1)
+
+
+def test_the_list_filters_like_get_slash_and_pages(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    settings = open_store.with_changes(page_size=2)
+    for name in ("alpha-1", "alpha-2", "alpha-3"):
+        _finish(_record(example_event, name), Outcome(TaskStatus.OK))
+    _finish(_record(example_event, "beta"), Outcome(TaskStatus.FAILED, error_message="boom"))
+    with serving(create_app(settings, create_celery_app(settings))) as url:
+        html = requests.get(f"{url}/ui/?state=failed", timeout=10).text
+        assert html.count('<tr class="run">') == 1 and ">beta</a>" in html
+        assert 'value="failed" checked' in html
+        html = requests.get(f"{url}/ui/?q=alpha", timeout=10).text
+        assert html.count('<tr class="run">') == 2 and "page 1 of 2" in html
+        assert 'href="/ui/?q=alpha&amp;page=2"' in html
+        counts = dict(re.findall(r"state-(\w+)\">\w+</span> <strong>(\d+)</strong>", html))
+        assert counts["succeeded"] == "3" and counts["failed"] == "0"  # within the search
+        second = requests.get(f"{url}/ui/?q=alpha&page=2", timeout=10).text
+        assert second.count('<tr class="run">') == 1 and ">alpha-1</a>" in second
+        api = requests.get(f"{url}/?q=alpha&page=2&size=2", timeout=10).json()
+        assert [t["eventID"] for t in api["tasks"]] == ["alpha-1"]  # the same query
+        bad = requests.get(f"{url}/ui/?state=sleeping", timeout=10)
+        assert bad.status_code == 400 and "&#39;sleeping&#39; is not a state" in bad.text
+
+
+def test_retry_and_cancel_need_the_form_s_token(
+    served: tuple[str, Settings], example_event: dict[str, Any]
+) -> None:
+    url, _ = served
+    failed = _record(example_event, "to-retry")
+    _finish(failed, Outcome(TaskStatus.FAILED, error_message="boom"))
+    page = f"{url}/ui/task/{failed.id}"
+    with requests.Session() as browser:
+        token = _token(browser, page)
+        assert browser.get(f"{page}/retry", timeout=10).status_code == 405
+        assert browser.post(f"{page}/retry", timeout=10).status_code == 403
+        forged = browser.post(
+            f"{page}/retry",
+            data={"csrf_token": token},
+            headers={"Origin": "http://evil.example"},
+            timeout=10,
+        )
+        assert forged.status_code == 403
+        with requests.Session() as stranger:  # a token without its cookie is not enough
+            assert stranger.post(f"{page}/retry", data={"csrf_token": token}).status_code == 403
+        task = store.get_task(failed.id)
+        assert task is not None and task.status == TaskStatus.FAILED.value
+        done = browser.post(
+            f"{page}/retry", data={"csrf_token": token}, timeout=10, allow_redirects=False
+        )
+        assert done.status_code == 303 and done.headers["Location"].startswith(page)
+        task = store.get_task(failed.id)
+        assert task is not None and task.status == TaskStatus.ACCEPTED.value
+        shown = browser.get(done.headers["Location"], timeout=10).text
+        assert "Queued again as attempt 2." in shown and ">Cancel</button>" in shown
+        cancelled = browser.post(f"{page}/cancel", data={"csrf_token": token}, timeout=10)
+        assert "Cancelled." in cancelled.text
+        task = store.get_task(failed.id)
+        assert task is not None and task.status == TaskStatus.CANCELLED.value

@@ -164,7 +164,7 @@ def _open(driver: Any, url: str, shot: str, width: int = 1280) -> None:
     driver.set_window_size(width, 900)
     driver.get(url)
     height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(width, min(int(height) + 40, 12000))
+    driver.set_window_size(width, min(int(height) + 300, 12000))
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(SCREENSHOTS / f"{shot}.png"))
     errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]

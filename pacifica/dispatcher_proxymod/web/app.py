@@ -40,7 +40,7 @@ class Api:
         self.web_metrics = WebMetrics()
         self.metrics = self.web_metrics.metrics
         if settings.ui:
-            self.ui = Dashboard(settings)
+            self.ui = Dashboard(settings, celery_app)
 
 
 def app_config(settings: Settings, api: Api | None = None) -> dict[str, dict[str, Any]]:
@@ -63,7 +63,14 @@ def app_config(settings: Settings, api: Api | None = None) -> dict[str, dict[str
             "request.body.processors": {},
             "tools.encode.on": False,
             "tools.trailing_slash.on": False,
-        }
+        },
+        # the dashboard's forms (retry, cancel) are small urlencoded bodies
+        "/ui": {
+            "request.body.processors": {
+                "application/x-www-form-urlencoded": cherrypy._cpreqbody.process_urlencoded
+            },
+            "request.body.maxbytes": 16 * 1024,
+        },
     }
 
 

@@ -15,13 +15,17 @@ import threading
 from collections import OrderedDict
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import quote
 
 import cherrypy
 import jinja2
+from celery import Celery
 from markupsafe import Markup
 
 from ... import store
 from ...charts import Chart, render_svg
+from ...errors import InvalidParameter
+from ...queue import publish
 from ...settings import Settings
 from ...transfer.base import ResultFile, list_result_files, open_regular_file
 from ..auth import authenticate
@@ -57,8 +61,9 @@ def _static(name: str) -> bytes:
 class Dashboard:
     """``/ui/...``: the runs list, the run pages, their downloads and the static files."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, celery_app: Celery) -> None:
         self.settings = settings
+        self.celery_app = celery_app
         self.templates = _environment()
         self._static = {name: _static(name) for name in STATIC_FILES}
         self._drawn: OrderedDict[tuple[str, object], list[Markup]] = OrderedDict()
@@ -91,33 +96,39 @@ class Dashboard:
     # -- pages -----------------------------------------------------------------------------
 
     @cherrypy.expose
-    def index(self, page: str = "1", **_ignored: Any) -> bytes:
-        """``GET /ui/``: the runs, newest first, with the counts by state."""
+    def index(self, **params: Any) -> bytes:
+        """``GET /ui/``: the runs ``GET /`` would list (same filters), with counts by state."""
         denied = self._denied()
         if denied is not None:
             return denied
+        filters = {name: value for name, value in params.items() if value not in ("", [])}
         try:
-            number = max(1, min(int(page), 1_000_000))
-        except (TypeError, ValueError):
-            number = 1
-        size = self.settings.page_size
-        tasks, total = store.list_tasks(number, size)
+            query = store.TaskQuery.from_params(filters, self.settings.page_size)
+        except InvalidParameter as exc:
+            query, problem = store.TaskQuery(size=self.settings.page_size), str(exc)
+        else:
+            problem = ""
+        found = store.find_tasks(query)
         now = store.utcnow()
-        rows = [views.row_of(task, now) for task in tasks]
+        rows = [views.row_of(task, now) for task in found.tasks]
         return self._render(
             "list.html",
+            400 if problem else 200,
             title="Runs",
             rows=rows,
-            counts=views.counts(store.count_by_status()),
-            total=total,
-            page=number,
-            pages=max(1, -(-total // size)),
+            counts=views.counts(store.counts_by_state(query)),
+            query=query,
+            filters=views.filter_form(query),
+            problem=problem,
+            total=found.total,
+            pages=max(1, -(-found.total // query.size)),
             refresh=any(not row.state.final for row in rows),
         )
 
     @cherrypy.expose
-    def task(self, task_id: str = "", *rest: str, **_ignored: Any) -> bytes:
-        """``GET /ui/task/<id>`` (the run page) and ``/ui/task/<id>/file/<path>``."""
+    def task(self, task_id: str = "", *rest: str, **params: Any) -> bytes:
+        """``GET /ui/task/<id>`` (the run page), ``/ui/task/<id>/file/<path>`` (a result file),
+        ``POST /ui/task/<id>/retry`` and ``/cancel`` (the page's forms)."""
         denied = self._denied()
         if denied is not None:
             return denied
@@ -127,11 +138,45 @@ class Dashboard:
             return self._not_found(f"There is no run {task_id!r}.")
         if rest and rest[0] == "file" and len(rest) > 1:
             return self._download(found, PurePosixPath(*rest[1:]))
+        if rest in (("retry",), ("cancel",)):
+            return self._control(found, rest[0], params)
         if rest:
             return self._not_found("Use /ui/task/<id>.")
-        return self._run_page(found)
+        notice = params.get("notice")
+        return self._run_page(found, notice if isinstance(notice, str) else "")
 
-    def _run_page(self, task: store.Task) -> bytes:
+    def _control(self, task: store.Task, action: str, params: dict[str, Any]) -> bytes:
+        """Retry or cancel from the run page's form (POST, with this browser's CSRF token)."""
+        if cherrypy.request.method != "POST":
+            cherrypy.response.headers["Allow"] = "POST"
+            return self._render(
+                "error.html", 405, title="Use the form", message="Use the buttons on the run page."
+            )
+        if not security.csrf_ok(params.get(security.CSRF_FIELD)):
+            return self._render(
+                "error.html",
+                403,
+                title="Not done",
+                message="The form expired or came from another site: reload the page.",
+            )
+        if action == "retry":
+            retried = store.retry_task(task.id)
+            if retried.attempt is not None:
+                publish(self.celery_app, task.id)
+                notice = f"Queued again as attempt {retried.attempt}."
+            else:
+                notice = f"Not retried: the run is {retried.state}."
+        else:
+            cancelled = store.cancel_task(task.id, "cancelled from the dashboard")
+            notice = {
+                store.CancelOutcome.CANCELLED: "Cancelled.",
+                store.CancelOutcome.CANCELLING: "Cancelling: its worker stops it within seconds.",
+            }.get(cancelled.outcome, f"Not cancelled: the run is {cancelled.state}.")
+        raise cherrypy.HTTPRedirect(
+            f"{cherrypy.request.script_name}/ui/task/{task.id}?notice={quote(notice)}", 303
+        )
+
+    def _run_page(self, task: store.Task, notice: str = "") -> bytes:
         event = _json_object(task.event_json)
         facts = views.upload_facts(event.get("data"))
         models = _json_list(task.models_json)
@@ -155,6 +200,13 @@ class Dashboard:
             charts=charts,
             files=self._result_files(task),
             traceback=task.error_traceback or "",
+            attempts=views.attempt_views(store.history(task.id)),
+            stage=task.stage or "",
+            notice=views.one_line(notice, 200),
+            can_retry=state.retryable,
+            can_cancel=not state.final,
+            csrf_field=security.CSRF_FIELD,
+            csrf_token=security.csrf_token(),
             refresh=not state.final,
         )
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from ... import store
 from ...modellog import ModelLog
-from ...states import TaskState, TaskStatus
+from ...states import TaskState
 
 #: Longest one-line reason shown in the list.
 REASON_CHARS = 240
@@ -33,7 +34,7 @@ STATE_ORDER = (
 def state_of(task: store.Task) -> TaskState:
     """The task's state in words (an unknown status reads as failed)."""
     try:
-        return TaskStatus(task.status).state
+        return task.state
     except ValueError:
         return TaskState.FAILED
 
@@ -48,7 +49,7 @@ def one_line(text: str | None, limit: int = REASON_CHARS) -> str:
 
 def reason_of(task: store.Task) -> str:
     """The one-line reason of a task that did not succeed, or ""."""
-    reason = getattr(task, "reason", None) or task.error_message
+    reason = task.reason or task.error_message
     return one_line(reason) if state_of(task) is not TaskState.SUCCEEDED else ""
 
 
@@ -154,25 +155,86 @@ def row_of(task: store.Task, now: datetime) -> Row:
         reason=reason_of(task),
         event_id=one_line(task.event_id, 120),
         source=one_line(task.source, 160),
-        transaction=str(getattr(task, "input_transaction", None) or facts.transaction),
+        transaction=task.input_transaction or facts.transaction,
         submitter=facts.submitter,
         project=facts.project,
         instrument=facts.instrument,
-        created=time_text(task.created),
+        created=task.created.strftime("%Y-%m-%d %H:%M:%S"),
         duration=duration_text(_seconds(task.started or task.created, end)),
         attempt=task.attempts,
     )
 
 
-def counts(by_status: Mapping[str, int]) -> list[tuple[TaskState, int]]:
+def counts(by_state: Mapping[TaskState, int]) -> list[tuple[TaskState, int]]:
     """The number of tasks in each state, in :data:`STATE_ORDER`."""
-    totals = dict.fromkeys(STATE_ORDER, 0)
-    for status, count in by_status.items():
-        try:
-            totals[TaskStatus(status).state] += count
-        except ValueError:
-            totals[TaskState.FAILED] += count
-    return list(totals.items())
+    return [(state, by_state.get(state, 0)) for state in STATE_ORDER]
+
+
+@dataclass(frozen=True)
+class FilterForm:
+    """The list's filter form, filled in with the query shown."""
+
+    states: tuple[str, ...]
+    since: str
+    until: str
+    q: str
+    links: Mapping[str, str]  #: "prev", "next", and each state's count link: query strings
+
+
+def _day(value: datetime | None) -> str:
+    return "" if value is None else value.strftime("%Y-%m-%dT%H:%M")
+
+
+def filter_form(query: store.TaskQuery) -> FilterForm:
+    """What the filter form shows, and the links to other pages of the same query."""
+    links = {
+        "prev": query_string(query, query.page - 1),
+        "next": query_string(query, query.page + 1),
+    }
+    for state in STATE_ORDER:
+        links[state.value] = query_string(replace(query, states=(state,)), 1)
+    return FilterForm(
+        states=tuple(state.value for state in query.states),
+        since=_day(query.since),
+        until=_day(query.until),
+        q=query.q or "",
+        links=links,
+    )
+
+
+def query_string(query: store.TaskQuery, page: int) -> str:
+    """``query`` at ``page`` as the dashboard's URL query (without the default size)."""
+    pairs = [pair for pair in parse_qsl(query.params(page)) if pair[0] != "size"]
+    return urlencode(pairs)
+
+
+@dataclass(frozen=True)
+class AttemptView:
+    """One attempt of a run: when, by whom, how it ended."""
+
+    number: int
+    started: str
+    finished: str
+    took: str
+    state: str
+    reason: str
+    worker: str
+
+
+def attempt_views(attempts: Iterable[store.Attempt]) -> list[AttemptView]:
+    """Every attempt of a run, first first."""
+    return [
+        AttemptView(
+            number=attempt.number,
+            started=time_text(attempt.started),
+            finished=time_text(attempt.finished),
+            took=duration_text(_seconds(attempt.started, attempt.finished)),
+            state=attempt.state or "running",
+            reason=one_line(attempt.reason),
+            worker=attempt.worker or "",
+        )
+        for attempt in attempts
+    ]
 
 
 @dataclass(frozen=True)
