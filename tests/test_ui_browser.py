@@ -215,9 +215,12 @@ def test_a_failing_model_shows_its_reason_and_logs(browser: Any, service: dict[s
     assert "broken" in reason and "KeyError" in reason
     model = browser.find_element(By.CSS_SELECTOR, "article.model-failed")
     assert "broken" in model.find_element(By.CSS_SELECTOR, "h3").text
-    stderr = model.find_element(By.CSS_SELECTOR, "pre.stderr").text  # open for a failure
-    assert 'broken.py", line 7, in broken' in stderr and "KeyError: 'value'" in stderr
-    model.find_element(By.CSS_SELECTOR, "details summary").click()  # stdout, closed at first
+    traceback = model.find_element(By.CSS_SELECTOR, "pre.traceback").text  # open for a failure
+    assert 'broken.py", line 7, in broken' in traceback and "KeyError: 'value'" in traceback
+    assert "run_model.py" not in traceback  # the user's frames only
+    assert "KeyError" in model.find_element(By.CSS_SELECTOR, "pre.stderr").text  # open too
+    stdout = next(s for s in model.find_elements(By.TAG_NAME, "summary") if s.text == "stdout")
+    stdout.click()  # closed at first
     assert "reading the inputs of" in model.find_element(By.CSS_SELECTOR, "pre.stdout").text
 
 

@@ -264,7 +264,6 @@ class ModelView:
     stdout: str
     stderr: str
     traceback: str
-    location: str
 
 
 def _parse_iso(text: Any) -> datetime | None:
@@ -298,7 +297,6 @@ def model_views(
         exit_text = (
             f"signal {signal_name}" if signal_name else "" if exit_code is None else str(exit_code)
         )
-        location = run.get("location") or {}
         views.append(
             ModelView(
                 model=name,
@@ -314,11 +312,6 @@ def model_views(
                 stdout=log_text(name, "stdout"),
                 stderr=log_text(name, "stderr"),
                 traceback=_text(run.get("traceback")),
-                location=(
-                    f"{location.get('file')}, line {location.get('line')}"
-                    if isinstance(location, dict) and location.get("file")
-                    else ""
-                ),
             )
         )
     return views
