@@ -51,6 +51,7 @@ def test_fifty_concurrent_deliveries_of_one_event(
     # late deliveries after the end are answered the same way and change nothing
     late = post_event(web.url, event)
     assert late.status_code == 200 and late.json()["taskID"] == task_id
-    wait_until(lambda: "ended: 200 OK" in worker.tail(100_000), 30, "the worker's log line")
-    assert worker.tail(100_000).count("ended: ") == 1, "one run"
+    ended = f"task {task_id} ended succeeded (200 OK)"
+    wait_until(lambda: ended in worker.tail(100_000), 30, "the worker's log line")
+    assert worker.tail(100_000).count(f"task {task_id} ended ") == 1, "one run"
     assert len(dispatcher.result_folders()) == 1
