@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -230,3 +231,17 @@ def test_authentication(open_store: Settings, example_event: dict[str, Any], mod
             assert requests.get(url + path, timeout=10, **credentials).status_code == 200, path
         for path in ("/health", "/openapi.json"):
             assert requests.get(url + path, timeout=10).status_code == 200, path
+
+
+def test_errors_before_a_resource_is_found_are_json(base_url: str) -> None:
+    """CherryPy refuses an HTTP/1.1 request without Host before the app's config applies."""
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert b"Content-Type: application/json" in head
+    assert json.loads(body)["status"] == 400

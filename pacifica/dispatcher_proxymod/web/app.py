@@ -15,7 +15,7 @@ from celery import Celery
 from .. import store
 from ..routing import subscription_expression
 from ..settings import Settings
-from .errors import json_error_page
+from .errors import JsonErrorsRequest, json_error_page
 from .logs import LogReads
 from .metrics import WebMetrics
 from .receive import Receiver
@@ -79,7 +79,9 @@ def create_app(settings: Settings, celery_app: Celery) -> cherrypy.Application:
     subscription_expression(settings)  # a bad DISPATCHER_ACCEPTED_SOURCES fails now, not later
     store.open_database(settings)
     api = Api(settings, celery_app)
-    return cherrypy.Application(api, "", app_config(settings, api))
+    app = cherrypy.Application(api, "", app_config(settings, api))
+    app.request_class = JsonErrorsRequest
+    return app
 
 
 class LazyApplication:

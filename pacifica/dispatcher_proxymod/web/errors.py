@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 import cherrypy
 
@@ -27,6 +27,17 @@ def json_error_page(status: str, message: str, traceback: str, version: str) -> 
     cherrypy.response.headers["Content-Type"] = JSON
     code, _, reason = status.partition(" ")
     return json.dumps({"error": reason or status, "message": message, "status": int(code)})
+
+
+class JsonErrorsRequest(cherrypy._cprequest.Request):  # type: ignore[misc]
+    """CherryPy's request with the JSON error page from the start.
+
+    The application config's ``error_page.default`` applies only once the resource is found;
+    errors before that (an HTTP/1.1 request without ``Host``, a path outside the tree) would
+    get CherryPy's HTML page.
+    """
+
+    error_page: ClassVar[dict[str, Any]] = {"default": json_error_page}  # copied per request
 
 
 def method_not_allowed(allowed: str, message: str) -> bytes:
