@@ -106,17 +106,19 @@ def test_an_unexpected_500_is_json_and_logs_no_header(
     secured = open_store.with_changes(auth="bearer", auth_token=TOKEN_MARK)
 
     def broken(*_: Any) -> Any:
-        raise RuntimeError("the task list failed")
+        raise RuntimeError("the task lookup failed")
 
-    monkeypatch.setattr(store, "list_tasks", broken)
+    monkeypatch.setattr(store, "get_task", broken)
     caplog.set_level(logging.DEBUG)
     with serving(create_app(secured, create_celery_app(secured))) as url:
         answer = requests.get(
-            url + "/", headers={"Authorization": f"Bearer {TOKEN_MARK}"}, timeout=10
+            url + f"/get/{uuid.uuid4()}",
+            headers={"Authorization": f"Bearer {TOKEN_MARK}"},
+            timeout=10,
         )
     assert answer.status_code == 500
     assert answer.json()["status"] == 500 and "Traceback" not in answer.text
-    assert "the task list failed" in caplog.text, "the failure itself is logged"
+    assert "the task lookup failed" in caplog.text, "the failure itself is logged"
     assert TOKEN_MARK not in caplog.text
 
 
