@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from pacifica.dispatcher_proxymod import store
-from pacifica.dispatcher_proxymod.errors import TransferError
+from pacifica.dispatcher_proxymod.errors import TransferError, UploadFailed
 from pacifica.dispatcher_proxymod.events import parse_http
 from pacifica.dispatcher_proxymod.execution import execute
 from pacifica.dispatcher_proxymod.settings import PacificaSettings, Settings
@@ -293,3 +293,39 @@ def test_no_report_without_a_transaction_to_link_to(
     output = open_store.output_dir
     assert output is not None
     assert not output.exists() or not list(output.rglob("report.md"))
+
+
+class _RefusingTheResults(LocalTransfer):
+    """The local transfer, but the first upload (the results) fails for good."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings.data_dir, settings.output_dir)
+        self.uploads = 0
+
+    def upload(self, upload: Any, result_dir: Path, key_values: Any) -> Any:
+        self.uploads += 1
+        if self.uploads == 1:
+            raise UploadFailed("Ingest refused the bundle: 400 Bad Request")
+        return super().upload(upload, result_dir, key_values)
+
+
+def test_results_that_cannot_be_uploaded_are_answered_with_the_runs_and_partial_outputs(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    transfer = _RefusingTheResults(open_store)
+    task_id = _record(example_event)
+    assert execute(open_store, task_id, transfer).status is TaskStatus.FAILED
+    task = store.get_task(task_id)
+    assert task is not None and task.result_location is not None
+    assert task.reason == "Ingest refused the bundle: 400 Bad Request"
+    tree = Path(task.result_location)
+    text = (tree / "report.md").read_text()
+    assert "(stage `upload`)" in text
+    assert "| `loose_coupling` | ok | 0 |" in text  # the runs, from the handler's manifest
+    assert "The end of `logs/loose_coupling.stdout.log`:" in text
+    assert (tree / "outputs" / "loose_coupling_model_1_outputs").is_dir()  # partial outputs
+    manifest = json.loads((tree / "manifest.json").read_text())
+    assert [run["model"] for run in manifest["runs"]] == [
+        "loose_coupling", "tight_coupling", "tight_coupling_twoway",
+    ]  # fmt: skip
+    assert _delivered(task.result_location)["key_values"]["proxymod.result"] == "failed"

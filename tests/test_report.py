@@ -184,4 +184,6 @@ def test_long_logs_show_their_end() -> None:
 
 def test_user_frame_is_the_innermost_model_frame() -> None:
     assert report.user_frame(TRACEBACK, "broken") == "`models/broken.py`, line 3, in `helper`"
+    relative = 'Traceback (most recent call last):\n  File "models/m.py", line 9, in m\nKeyError\n'
+    assert report.user_frame(relative, "m") == "`models/m.py`, line 9, in `m`"
     assert report.user_frame("no traceback here", "broken") is None

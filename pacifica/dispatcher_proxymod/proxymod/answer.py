@@ -27,11 +27,12 @@ from typing import Any
 from .. import __version__, routing
 from ..errors import TransferError, UnprocessableEvent
 from ..events import Event, Upload, parse_upload
+from ..modellog import STREAMS, ModelLog, model_log_path
 from ..settings import Settings
 from ..states import Stage, TaskStatus
 from ..store import Outcome
 from ..transfer import Delivery, Transfer
-from ..transfer.base import list_result_files
+from ..transfer.base import list_result_files, open_regular_file
 from . import crate, report
 from .validate import rejection_reasons
 
@@ -123,6 +124,7 @@ def make_report_tree(
     if tree.exists():
         shutil.rmtree(tree)
     tree.mkdir(parents=True)
+    runs = list(outcome.models) or _runs_of(result_dir)
     if result_dir.is_dir() and not result_dir.is_symlink():
         for item in list_result_files(result_dir):
             if item.relative_path.as_posix() in _REGENERATED:
@@ -142,11 +144,11 @@ def make_report_tree(
         stage=stage.value,
         reason=reason,
         problems=problems,
-        runs=outcome.models,
-        logs=outcome.logs,
+        runs=runs,
+        logs=list(outcome.logs) or _log_tails(tree, runs),
     )
     report.write_report(tree, facts)
-    _write_manifest(tree, task_id, event, upload, outcome, state, stage, problems)
+    _write_manifest(tree, task_id, event, upload, outcome, stage, problems, runs)
     crate.write_crate(
         tree,
         crate.RunDescription(
@@ -167,16 +169,40 @@ def make_report_tree(
     )
 
 
+def _runs_of(result_dir: Path) -> list[dict[str, Any]]:
+    """The model runs the handler recorded in its manifest before a later step failed."""
+    path = result_dir / MANIFEST_NAME
+    try:
+        with open_regular_file(path) as handle:
+            runs = json.loads(handle.read(8 * 1024 * 1024)).get("runs", [])
+    except (OSError, ValueError, AttributeError, TransferError):
+        return []
+    return [run for run in runs if isinstance(run, dict)] if isinstance(runs, list) else []
+
+
+def _log_tails(tree: Path, runs: list[dict[str, Any]]) -> list[ModelLog]:
+    """The end of each model's logs as copied into the report tree."""
+    tails = []
+    for run in runs:
+        for stream in STREAMS:
+            path = model_log_path(tree, str(run.get("model")), stream)
+            if path.is_file() and not path.is_symlink():
+                text = path.read_bytes()[-report.LOG_TAIL_CHARS * 4 :].decode("utf-8", "replace")
+                tails.append(ModelLog(str(run.get("model")), stream, text))
+    return tails
+
+
 def _write_manifest(
     tree: Path,
     task_id: str,
     event: Event,
     upload: Upload,
     outcome: Outcome,
-    state: str,
     stage: Stage,
     problems: list[str],
+    runs: list[dict[str, Any]],
 ) -> None:
+    state = "rejected" if outcome.status is TaskStatus.UNPROCESSABLE else "failed"
     manifest: dict[str, Any] = {
         "dispatcher": {"name": "pacifica-dispatcher-proxymod", "version": __version__},
         "task": task_id,
@@ -190,7 +216,7 @@ def _write_manifest(
         "error_type": outcome.error_type,
         "reason": outcome.error_message,
         "problems": problems,
-        "runs": list(outcome.models),
+        "runs": runs,
     }
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
     with os.fdopen(os.open(tree / MANIFEST_NAME, flags, 0o644), "w", encoding="utf-8") as out:

@@ -172,7 +172,7 @@ def fix_for(run: ModelOutcome) -> str:
 
 
 _FRAME = re.compile(
-    r'File "[^"\n]*/models/(?P<file>[^"/\n]+\.py)", line (?P<line>\d+), in (?P<fn>\S+)'
+    r'File "(?:[^"\n]*/)?models/(?P<file>[^"/\n]+\.py)", line (?P<line>\d+), in (?P<fn>\S+)'
 )
 
 
