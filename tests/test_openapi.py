@@ -82,6 +82,8 @@ def test_description_names_every_resource_of_the_api() -> None:
         "/get/{taskID}",
         "/logs/{taskID}",
         "/metrics",
+        "/retry/{taskID}",
+        "/cancel/{taskID}",
         "/health",
         "/openapi.json",
     }

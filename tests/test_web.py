@@ -232,6 +232,17 @@ def test_authentication(open_store: Settings, example_event: dict[str, Any], mod
         for path in ("/health", "/openapi.json"):
             assert requests.get(url + path, timeout=10).status_code == 200, path
 
+        # retry and cancel need them too; the reason names the user who cancelled
+        for verb in ("retry", "cancel"):
+            refused = requests.post(f"{url}/{verb}/{task_id}", timeout=10)
+            assert refused.status_code == 401, verb
+            assert "WWW-Authenticate" in refused.headers
+        assert requests.post(f"{url}/retry/{task_id}", timeout=10, **credentials).status_code == 409
+        cancelled = requests.post(f"{url}/cancel/{task_id}", timeout=10, **credentials)
+        assert cancelled.status_code == 202 and cancelled.json()["state"] == "cancelled"
+        who = "notifier" if mode == "basic" else "a bearer-token holder"
+        assert cancelled.json()["reason"].startswith(f"cancelled by {who} over HTTP from ")
+
 
 def test_errors_before_a_resource_is_found_are_json(base_url: str) -> None:
     """CherryPy refuses an HTTP/1.1 request without Host before the app's config applies."""

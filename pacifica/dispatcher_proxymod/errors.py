@@ -13,7 +13,9 @@ Every one subclasses ``Exception`` and carries the facts a user needs::
     ├── ModelFailed            a model raised, exited non-zero, timed out or hit a limit
     ├── InvalidParameter       a task-list filter is unknown or has a bad value (HTTP 422)
     ├── SandboxUnavailable     isolation was required but no sandbox tool works here
-    └── TaskCancelled          an operator cancelled the task while it ran
+    ├── TaskCancelled          an operator cancelled the task while it ran
+    ├── TaskNotFound           no task has this id (HTTP 404)
+    └── TaskConflict           the task's state does not allow it (HTTP 409); ``state`` says which
 """
 
 from __future__ import annotations
@@ -112,3 +114,20 @@ class InvalidParameter(DispatcherError, ValueError):
         super().__init__(f"{name}: {problem}")
         self.name = name
         self.problem = problem
+
+
+class TaskNotFound(DispatcherError, LookupError):
+    """No task has this id."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"no task {task_id}")
+        self.task_id = task_id
+
+
+class TaskConflict(DispatcherError):
+    """What an operator asked cannot be done in the task's state (``state``, a word)."""
+
+    def __init__(self, task_id: str, state: str, message: str) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.state = state

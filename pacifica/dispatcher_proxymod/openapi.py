@@ -119,6 +119,11 @@ def _schemas() -> dict[str, Any]:
                     "type": "string",
                     "description": "the query parameter that is unknown or bad (422)",
                 },
+                "state": {
+                    "type": "string",
+                    "enum": [state.value for state in TaskState],
+                    "description": "the task's state that does not allow the request (409)",
+                },
             },
         },
         "Receipt": {
@@ -147,6 +152,34 @@ def _schemas() -> dict[str, Any]:
             "description": "where a task that did not succeed ended",
         },
         "Attempt": shape.ATTEMPT_SCHEMA,
+        "RetryAccepted": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["taskID", "attempt"],
+            "properties": {
+                "taskID": _UUID,
+                "attempt": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "the number of the attempt that will run",
+                },
+            },
+        },
+        "CancelAccepted": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["taskID", "state", "reason"],
+            "properties": {
+                "taskID": _UUID,
+                "state": {
+                    "type": "string",
+                    "enum": ["cancelled", "running"],
+                    "description": "cancelled: it was waiting and never runs; running: its "
+                    "worker stops it within seconds",
+                },
+                "reason": {"type": "string", "description": "who cancelled it, and when"},
+            },
+        },
         "TaskSummary": shape.object_schema(shape.SUMMARY_FIELDS, "one task in the task list"),
         "TaskPage": {
             "type": "object",
@@ -329,6 +362,22 @@ def _task_lookup(operation_id: str, summary: str, schema: dict[str, Any]) -> dic
     }
 
 
+def _control(verb: str, summary: str, description: str, answer: str) -> dict[str, Any]:
+    """``POST /<verb>/{taskID}``: an operator's retry or cancel."""
+    lookup = _task_lookup(f"{verb}Task", summary, {})
+    operation = lookup.pop("get")
+    operation["description"] = description
+    operation["responses"] = {
+        "202": _json_response("Accepted", _ref(answer), headers=_LOCATION_HEADER),
+        "401": _UNAUTHORIZED,
+        "404": _error_response("No such task"),
+        "409": _error_response("The task's state does not allow it; message and state say why"),
+        "411": _error_response("No Content-Length and no chunked body"),
+        "422": _error_response("The taskID is not a UUID"),
+    }
+    return {"post": operation}
+
+
 def _logs() -> dict[str, Any]:
     lookup = _task_lookup("getTaskLogs", "Each model's stdout and stderr, as kept", {})
     operation = lookup["get"]
@@ -441,6 +490,23 @@ def _paths() -> dict[str, Any]:
             "getTask", "The whole record of one task", _ref("TaskRecord")
         ),
         "/logs/{taskID}": _logs(),
+        "/retry/{taskID}": _control(
+            "retry",
+            "Run a failed, rejected or cancelled task again",
+            "The task is queued again from its stored event (its inputs downloaded afresh) as "
+            "its next attempt; its history keeps the earlier ones. 409 for a task that is "
+            "waiting, running or succeeded.",
+            "RetryAccepted",
+        ),
+        "/cancel/{taskID}": _control(
+            "cancel",
+            "Cancel a waiting or running task",
+            "A waiting task is cancelled at once and never runs. A running task's models are "
+            "killed by its worker within seconds and nothing of it is uploaded. It ends "
+            "cancelled (status 499 Cancelled) with a reason naming who cancelled it and when, "
+            "and runs again only on POST /retry. 409 for a task that already ended.",
+            "CancelAccepted",
+        ),
         "/health": {
             "get": {
                 "operationId": "health",

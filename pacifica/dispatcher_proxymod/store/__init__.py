@@ -29,9 +29,10 @@ from .logs import TaskLog, logs_of, replace_logs
 from .models import Attempt, Task, event_key, one_line
 from .query import TaskPage, TaskQuery, counts_by_state, find_tasks, list_tasks, parse_time
 from .schema import TABLES, TASK_TABLES, open_database
-from .shape import TASK_FIELDS, record, summary
+from .shape import SUMMARY_FIELDS, TASK_FIELDS, record, summary
 
 __all__ = [
+    "SUMMARY_FIELDS",
     "TABLES",
     "TASK_FIELDS",
     "TASK_TABLES",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ..states import Stage, TaskState
 from .lifecycle import history
 from .models import Attempt, Task
 
@@ -29,6 +30,11 @@ TIMESTAMP = {
     "description": "UTC, ISO 8601 with milliseconds and a Z",
 }
 NULLABLE_STRING = {"type": "string", "nullable": True}
+
+
+def _nullable_enum(values: list[str], description: str) -> dict[str, Any]:
+    """A string of ``values`` or null (inline: OpenAPI 3.0 ignores siblings of a $ref)."""
+    return {"type": "string", "nullable": True, "enum": [*values, None], "description": description}
 
 
 def _nullable_timestamp(description: str) -> dict[str, Any]:
@@ -129,7 +135,9 @@ ATTEMPT_SCHEMA: dict[str, Any] = {
         "worker": NULLABLE_STRING,
         "started": TIMESTAMP,
         "finished": _nullable_timestamp("null while the attempt runs"),
-        "state": {**ref("TaskState"), "nullable": True},
+        "state": _nullable_enum(
+            [state.value for state in TaskState], "how it ended; null while it runs"
+        ),
         "reason": {**NULLABLE_STRING, "description": "why it ended so, e.g. worker lost"},
     },
 }
@@ -146,7 +154,7 @@ TASK_FIELDS: tuple[Field, ...] = (
     ),
     Field(
         "stage",
-        {**ref("Stage"), "nullable": True},
+        _nullable_enum([stage.value for stage in Stage], "where it failed; null otherwise"),
         lambda t: t.stage,
         True,
     ),

@@ -1,7 +1,8 @@
 """The CherryPy application: the tree of resources, its config, the WSGI entry points.
 
 Each path is one exposed method of a resource object (one module per concern: ``receive``,
-``tasks``, ``service``); the root only mounts them. No business logic lives in ``web``.
+``tasks``, ``control``, ``logs``, ``service``); the root only mounts them. No business logic
+lives in ``web``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from celery import Celery
 from .. import store
 from ..routing import subscription_expression
 from ..settings import Settings
+from .control import TaskControl
 from .errors import JsonErrorsRequest, json_error_page
 from .logs import LogReads
 from .metrics import WebMetrics
@@ -34,6 +36,9 @@ class Api:
         self.get = reads.get
         self.logs = LogReads(settings).logs
         self.receive = Receiver(settings, celery_app).receive
+        control = TaskControl(settings, celery_app)
+        self.retry = control.retry
+        self.cancel = control.cancel
         service = ServiceResources(celery_app)
         self.health = service.health
         self.openapi_json = service.openapi_json

@@ -41,3 +41,17 @@ def authenticate(settings: Settings) -> bytes | None:
     cherrypy.response.headers["WWW-Authenticate"] = challenge
     path = cherrypy.request.path_info
     return error(401, "Unauthorized", f"{path} needs {settings.auth} credentials")
+
+
+def requester(settings: Settings) -> str:
+    """Who is asking, in words, for a reason such as "cancelled by ..." (after
+    :func:`authenticate` let the request through)."""
+    if settings.auth == "basic":
+        who = settings.auth_username or "a user"
+    elif settings.auth == "bearer":
+        who = "a bearer-token holder"
+    else:
+        who = "an operator"
+    remote = cherrypy.request.remote
+    address = getattr(remote, "ip", None)
+    return f"{who} over HTTP from {address}" if address else f"{who} over HTTP"
