@@ -7,6 +7,8 @@ pacifica-dispatcher-proxymod process EVENT.json --data-dir D --output-dir O     
 pacifica-dispatcher-proxymod recover                                            re-queue lost
 pacifica-dispatcher-proxymod purge --older-than DAYS                            delete old tasks
 pacifica-dispatcher-proxymod logs ID [--model M] [--stream S]                   a task's logs
+pacifica-dispatcher-proxymod tasks [--state S] [--since T] [-q TEXT]             list tasks
+pacifica-dispatcher-proxymod show ID | retry ID | cancel ID                      one task
 pacifica-dispatcher-proxymod subscribe --notifications-url U --user N --target-url T  subscribe
 pacifica-dispatcher-proxymod pack DATA_DIR --config A.ini [...] --output EVENT.json    prepare
 pacifica-dispatcher-proxymod check EVENT.json [--data-dir D]                       check one
@@ -31,6 +33,8 @@ import cherrypy
 from .errors import DispatcherError
 from .logconfig import configure as configure_logging
 from .logconfig import task_context
+from .operate import COMMANDS as OPERATOR_COMMANDS
+from .operate import add_operator_commands, run_operator_command
 from .prepare.check import add_check_arguments, run_check
 from .prepare.pack import add_pack_arguments, run_pack
 from .settings import Settings, environment_for, load_settings
@@ -97,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("task_id", metavar="ID", help="the task id")
     logs.add_argument("--model", help="only this model")
     logs.add_argument("--stream", choices=("stdout", "stderr"), help="only this stream")
+    add_operator_commands(commands)
     subscribe = commands.add_parser(
         "subscribe", help="register (or show, enable, delete) our Notifications subscription"
     )
@@ -128,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_purge(settings, args.older_than)
         if args.command == "logs":
             return run_logs(settings, args)
+        if args.command in OPERATOR_COMMANDS:
+            return run_operator_command(settings, args, sys.stdout)
         if args.command == "subscribe":
             return run_subscribe(settings, args)
         if args.command in ("pack", "check"):
