@@ -53,7 +53,7 @@ def test_filters_by_state_time_and_text(
     assert len(_ids(TaskQuery(q="PACIFICA.ORG/transactions?_id="))) == 3  # the source
     assert _ids(TaskQuery(q="l_h")) == [] and _ids(TaskQuery(q="%")) == []  # no wildcards
     failed = store.get_task(tasks["alpha"].id)
-    assert failed is not None and failed.reason == "boom line 2"
+    assert failed is not None and failed.reason == "boom"
 
     counts = store.counts_by_state()
     assert counts[TaskState.FAILED] == 1 and counts[TaskState.RUNNING] == 1
