@@ -151,8 +151,11 @@ def test_duplicate_runs_once_and_failures_are_recorded(
     assert failed["result"]["location"], "the failed run's logs and manifest are delivered too"
     refused = requests.get(f"{url}/get/{rejected}", timeout=10).json()
     assert "out_dir" in refused["error"]["message"]
+    report = Path(refused["result"]["location"]) / "report.md"
+    assert "out_dir" in report.read_text(), "the rejected upload gets its report"
     task = store.get_task(first)
     assert task is not None and task.attempts == 1
     outputs = sorted(p.name for p in settings.output_dir.iterdir())  # type: ignore[union-attr]
-    assert len([p for p in outputs if not p.endswith(".json")]) == 2
+    # the results, the failed run's tree and the rejected request's report
+    assert len([p for p in outputs if not p.endswith(".json")]) == 3
     assert not (settings.output_dir.parent / "escape").exists()  # type: ignore[union-attr]
