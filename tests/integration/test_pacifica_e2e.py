@@ -47,6 +47,7 @@ pytestmark = pytest.mark.integration
 
 OK = "200 OK"
 FAILED = "500 Internal Server Error"
+REJECTED = "422 Unprocessable Entity"
 
 
 def _result_transaction(service: Service, input_transaction: int, record: dict[str, Any]) -> int:
@@ -203,6 +204,30 @@ def test_c_failing_model_is_reported_and_its_logs_uploaded(
     assert "You raised an error on purpose" in downloaded["stderr.log"].decode(errors="replace")
     _assert_enabled(service)
     service.note_timings("c: failing model", uploaded, record)
+
+
+def test_f_misspelt_key_reaches_us_through_the_broad_subscription_and_is_rejected(
+    service: Service, tmp_path: Path
+) -> None:
+    subscription = service.subscription()
+    assert subscription is not None
+    assert '@["key"][substring(0, 9)] = "proxymod."' in subscription.jsonpath  # the broad one
+    values = service.key_values()
+    values["proxymod.config_1.PROJECT.runtme"] = values.pop("proxymod.config_1.PROJECT.runtime")
+    uploaded = upload_dataset(service.stack, values, example_files(), tmp_path)
+    task = service.task_for(uploaded.transaction)  # delivered: the strict route would not be
+    record = service.wait_final(task["taskID"])
+    assert record["status"] == REJECTED, record
+    message = record["error"]["message"]
+    assert "`proxymod.config_1.PROJECT.runtme`: unknown key; did you mean `runtime`?" in message
+    assert (
+        "`proxymod.config_1.PROJECT.runtime`: missing (PROJECT needs runtime, failure); "
+        "`proxymod.config_1.PROJECT.runtme` is given: is it misspelt?"
+    ) in message
+    assert record["models"] == []  # nothing ran
+    print(f"\nf: task {task['taskID']} {record['status']}: {message}")
+    _assert_enabled(service)
+    service.note_timings("f: misspelt key, rejected", uploaded, record)
 
 
 def _wait_for_a_retry(service: Service, task_id: str) -> dict[str, Any]:
