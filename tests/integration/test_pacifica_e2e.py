@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -228,6 +230,56 @@ def test_f_misspelt_key_reaches_us_through_the_broad_subscription_and_is_rejecte
     print(f"\nf: task {task['taskID']} {record['status']}: {message}")
     _assert_enabled(service)
     service.note_timings("f: misspelt key, rejected", uploaded, record)
+
+
+def test_g_pack_s_uploader_config_makes_pacifica_cli_upload_what_was_tested(
+    service: Service, tmp_path: Path
+) -> None:
+    data = EXAMPLES / "data"
+    uploader = tmp_path / "uploader.json"
+    configs = [f"--config={EXAMPLES / 'configs' / f'config_{n}.ini'}" for n in (1, 2, 3)]
+    command = [sys.executable, "-m", "pacifica.dispatcher_proxymod", "pack", str(data), *configs]
+    options = [f"--output={tmp_path / 'event.json'}", f"--uploader-config={uploader}"]
+    packed = subprocess.run([*command, *options], capture_output=True, text=True, check=False)
+    assert packed.returncode == 0, packed.stderr
+    metadata = json.loads(uploader.read_text())
+    metadata.append(  # this run's tag, so that only our subscription takes it
+        {
+            "destinationTable": "TransactionKeyValue",
+            "key": RUN_KEY,
+            "metaID": "run",
+            "value": service.marker,
+            "query_results": [],
+        }
+    )
+    uploader.write_text(json.dumps(metadata))
+    env = dict(service.env, HOME=str(tmp_path / "home"), PAGER="cat")
+    (tmp_path / "home").mkdir()
+    cli = [str(Path(sys.executable).parent / "pacifica-cli"), "upload", f"--config={uploader}"]
+    done = subprocess.run(
+        [*cli, f"--logon={service.stack['network_id']}", "inputs", "models"],
+        cwd=data,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    job = re.search(r"Waiting job to complete \((\d+)\)", done.stdout)
+    assert job is not None, done.stdout
+    transaction = int(job.group(1))
+    task = service.task_for(transaction)
+    record = service.wait_final(task["taskID"])
+    assert record["status"] == OK, record["error"]
+    assert [run["outcome"] for run in record["models"]] == ["ok", "ok", "ok"]
+    asked = transaction_info(service.stack, transaction)["key_values"]
+    event = json.loads((tmp_path / "event.json").read_text())
+    tested = {
+        e["key"]: e["value"] for e in event["data"] if e.get("key", "").startswith("proxymod.")
+    }
+    assert {k: v for k, v in asked.items() if k.startswith("proxymod.")} == tested
+    print(f"\ng: pacifica-cli upload {transaction} -> task {task['taskID']} {record['status']}")
 
 
 def _wait_for_a_retry(service: Service, task_id: str) -> dict[str, Any]:

@@ -339,8 +339,9 @@ def _number_or_text(value: str) -> int | str:
 def uploader_metadata(key_values: Mapping[str, str], project: str, instrument: str) -> list[Any]:
     """The metadata file of ``pacifica-cli upload --config``: who, where, and the key/values.
 
-    The submitter is the logged-on user (``--logon``); project and instrument are preset and
-    may be overridden on pacifica-cli's command line.
+    The submitter is the logged-on user (``--logon``); project and instrument are preset.
+    A preset entry carries an empty ``query_results``: pacifica-cli queries Metadata only for
+    entries without a value and then walks every entry's results (None would crash it).
     """
     entries: list[dict[str, Any]] = [
         {
@@ -366,6 +367,7 @@ def uploader_metadata(key_values: Mapping[str, str], project: str, instrument: s
             "sourceTable": "projects",
             "value": project,
             "valueField": "_id",
+            "query_results": [],
         },
         {
             "destinationTable": "Transactions.instrument",
@@ -378,6 +380,7 @@ def uploader_metadata(key_values: Mapping[str, str], project: str, instrument: s
             "sourceTable": "instruments",
             "value": instrument,
             "valueField": "_id",
+            "query_results": [],
         },
     ]
     entries += [
@@ -388,6 +391,7 @@ def uploader_metadata(key_values: Mapping[str, str], project: str, instrument: s
             "key": key,
             "metaID": f"kv-{index}",
             "value": value,
+            "query_results": [],
         }
         for index, (key, value) in enumerate(key_values.items())
     ]
