@@ -13,6 +13,7 @@ import jsonschema
 import pacifica.cli
 import pytest
 from expected import expected_outputs
+from pacifica.uploader.metadata import metadata_decode
 
 from pacifica.dispatcher_proxymod.prepare.pack import PackError, pack, uploader_metadata
 from pacifica.dispatcher_proxymod.settings import Settings
@@ -182,6 +183,9 @@ def test_the_uploader_config_holds_the_same_key_values(tmp_path: Path) -> None:
     assert by_table["Transactions.project"]["value"] == "1234a"
     assert by_table["Transactions.instrument"]["value"] == "54"
     assert uploader_metadata({"k": "v"}, "p", "9")[-1]["key"] == "k"
+    # pacifica-cli queries only the entries without a value, then walks every entry's results
+    decoded = metadata_decode(uploader.read_text(encoding="utf-8"))
+    assert [obj.metaID for obj in decoded if obj.query_results is None] == ["logon"]
 
 
 def test_every_problem_of_the_configs_and_the_folder_is_listed(tmp_path: Path) -> None:
