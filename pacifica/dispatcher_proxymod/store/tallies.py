@@ -2,9 +2,11 @@
 
 Two small tables, whatever the number of tasks:
 
-* ``dispatcher_state_count``: how many tasks are in each status now. Database triggers on the
-  task table keep it (insert, delete, and an update that changes the status), so every change
-  counts, whoever makes it: a worker, the web process, a purge, an operator's own SQL.
+* ``dispatcher_state_shard``: how many tasks are in each status now, in 16 shards (by the first
+  hex digit of the task id, so concurrent inserts rarely wait on the same row). Database
+  triggers on the task table keep it (insert, delete, and an update that changes the status),
+  so every change counts, whoever makes it: a worker, the web process, a purge, an operator's
+  own SQL.
 * ``dispatcher_tally``: histogram buckets (count and sum of the observations in each) of the
   queue wait, the task duration by final state and the model duration by outcome, added to in
   the transaction that records a task's end (:func:`record_finish`). Counters are derived
@@ -55,15 +57,21 @@ def bound_text(bound: float) -> str:
     return "+Inf" if math.isinf(bound) else repr(float(bound))
 
 
-class StateCount(peewee.Model):
-    """How many tasks are in one status now (kept by triggers)."""
+#: The shard of a task: the first character of its id (a UUID: 0-9, a-f).
+SHARDS = "0123456789abcdef"
 
-    status = peewee.CharField(max_length=32, primary_key=True)
+
+class StateCount(peewee.Model):
+    """How many tasks of one shard are in one status now (kept by triggers)."""
+
+    status = peewee.CharField(max_length=32)
+    shard = peewee.CharField(max_length=1)
     tasks = peewee.BigIntegerField(default=0)
 
     class Meta:
         database = database_proxy
-        table_name = "dispatcher_state_count"
+        table_name = "dispatcher_state_shard"
+        primary_key = peewee.CompositeKey("status", "shard")
 
 
 class Tally(peewee.Model):
@@ -91,8 +99,13 @@ def install(database: Any) -> None:
     """Create the rows and the triggers that are missing; count the tasks once when the
     triggers are new (an existing store starts right)."""
     StateCount.insert_many(
-        [{"status": status.value, "tasks": 0} for status in TaskStatus]
+        [
+            {"status": status.value, "shard": shard, "tasks": 0}
+            for status in TaskStatus
+            for shard in SHARDS
+        ]
     ).on_conflict_ignore().execute()
+    _drop_first_triggers(database)
     Tally.insert_many(
         [
             {"metric": metric, "label": label, "le": bound_text(bound)}
@@ -110,56 +123,119 @@ def install(database: Any) -> None:
 
 
 # (constant SQL: the table names are ours, nothing comes from outside)
-_INSERT = "UPDATE dispatcher_state_count SET tasks = tasks + 1 WHERE status = NEW.status"
-_DELETE = "UPDATE dispatcher_state_count SET tasks = tasks - 1 WHERE status = OLD.status"
+_INSERT = (
+    "UPDATE dispatcher_state_shard SET tasks = tasks + 1 "
+    "WHERE status = NEW.status AND shard = SUBSTR(NEW.id, 1, 1)"
+)
+_DELETE = (
+    "UPDATE dispatcher_state_shard SET tasks = tasks - 1 "
+    "WHERE status = OLD.status AND shard = SUBSTR(OLD.id, 1, 1)"
+)
 #: One statement for both rows, so concurrent changes lock them in the same (index) order.
 _MOVE = (
-    "UPDATE dispatcher_state_count "
+    "UPDATE dispatcher_state_shard "
     "SET tasks = tasks + CASE WHEN status = NEW.status THEN 1 ELSE -1 END "
-    "WHERE status IN (OLD.status, NEW.status)"
+    "WHERE shard = SUBSTR(NEW.id, 1, 1) AND status IN (OLD.status, NEW.status)"
 )
-_RECOUNT = (
-    "UPDATE dispatcher_state_count SET tasks = (SELECT COUNT(*) FROM dispatcher_task t "
-    "WHERE t.status = dispatcher_state_count.status)"
+#: The triggers of the first version (one count row per status), dropped at install.
+_FIRST_TRIGGERS = (
+    "dispatcher_task_count",
+    "dispatcher_task_count_insert",
+    "dispatcher_task_count_delete",
+    "dispatcher_task_count_move",
 )
+#: The trigger (PostgreSQL) or triggers (SQLite, MySQL) that keep the shards.
+PG_TRIGGER = "dispatcher_task_shard"
+
+
+def _triggers(database: Any) -> set[str]:
+    """The names of the triggers on the task table."""
+    if isinstance(database, peewee.PostgresqlDatabase):
+        query = (
+            "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal "
+            "AND tgrelid = 'dispatcher_task'::regclass"
+        )
+    elif isinstance(database, peewee.MySQLDatabase):
+        query = (
+            "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS "
+            "WHERE TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = 'dispatcher_task'"
+        )
+    else:
+        query = (
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'dispatcher_task'"
+        )
+    return {row[0] for row in database.execute_sql(query)}
+
+
+def _drop_first_triggers(database: Any) -> None:
+    """Drop the first version's triggers (one count row per status), where they exist."""
+    for name in sorted(_triggers(database) & set(_FIRST_TRIGGERS)):
+        suffix = f" ON {TASK_TABLE}" if isinstance(database, peewee.PostgresqlDatabase) else ""
+        try:
+            database.execute_sql(f"DROP TRIGGER IF EXISTS {name}{suffix}")
+        except peewee.DatabaseError:  # another process starting at the same time
+            if isinstance(database, peewee.PostgresqlDatabase):
+                database.rollback()
 
 
 def _install_sqlite(database: Any) -> None:
     with database.atomic("IMMEDIATE"):  # writers wait: the count and the triggers agree
         exists = database.execute_sql(
             "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?",
-            ("dispatcher_task_count_move",),
+            ("dispatcher_task_shard_move",),
         ).fetchone()
         if exists:
             return
         database.execute_sql(
-            f"CREATE TRIGGER dispatcher_task_count_insert AFTER INSERT ON {TASK_TABLE} "
+            f"CREATE TRIGGER dispatcher_task_shard_insert AFTER INSERT ON {TASK_TABLE} "
             f"BEGIN {_INSERT}; END"
         )
         database.execute_sql(
-            f"CREATE TRIGGER dispatcher_task_count_delete AFTER DELETE ON {TASK_TABLE} "
+            f"CREATE TRIGGER dispatcher_task_shard_delete AFTER DELETE ON {TASK_TABLE} "
             f"BEGIN {_DELETE}; END"
         )
         database.execute_sql(
-            f"CREATE TRIGGER dispatcher_task_count_move AFTER UPDATE OF status ON {TASK_TABLE} "
+            f"CREATE TRIGGER dispatcher_task_shard_move AFTER UPDATE OF status ON {TASK_TABLE} "
             f"WHEN OLD.status <> NEW.status BEGIN {_MOVE}; END"
         )
-        database.execute_sql(_RECOUNT)
+        recount(database)
 
 
-_PG_FUNCTION = f"""
-CREATE OR REPLACE FUNCTION dispatcher_task_count() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF TG_OP = 'INSERT' THEN {_INSERT};
-  ELSIF TG_OP = 'DELETE' THEN {_DELETE};
-  ELSIF OLD.status IS DISTINCT FROM NEW.status THEN {_MOVE};
-  END IF;
+#: PostgreSQL: inserts and deletes counted once per statement from its transition table (a
+#: purge or a bulk load updates each shard row once, not once per task), status changes per row.
+_PG_FUNCTIONS = (
+    """CREATE OR REPLACE FUNCTION dispatcher_task_shard_added() RETURNS trigger
+LANGUAGE plpgsql AS $$ BEGIN
+  UPDATE dispatcher_state_shard s SET tasks = s.tasks + d.n
+  FROM (SELECT status, SUBSTR(id, 1, 1) AS shard, COUNT(*) AS n FROM added GROUP BY 1, 2) d
+  WHERE s.status = d.status AND s.shard = d.shard;
   RETURN NULL;
-END $$"""
+END $$""",
+    """CREATE OR REPLACE FUNCTION dispatcher_task_shard_removed() RETURNS trigger
+LANGUAGE plpgsql AS $$ BEGIN
+  UPDATE dispatcher_state_shard s SET tasks = s.tasks - d.n
+  FROM (SELECT status, SUBSTR(id, 1, 1) AS shard, COUNT(*) AS n FROM removed GROUP BY 1, 2) d
+  WHERE s.status = d.status AND s.shard = d.shard;
+  RETURN NULL;
+END $$""",
+    f"""CREATE OR REPLACE FUNCTION dispatcher_task_shard_moved() RETURNS trigger
+LANGUAGE plpgsql AS $$ BEGIN {_MOVE}; RETURN NULL; END $$""",
+)
+_PG_TRIGGERS = (
+    f"CREATE TRIGGER dispatcher_task_shard_insert AFTER INSERT ON {TASK_TABLE} "
+    "REFERENCING NEW TABLE AS added FOR EACH STATEMENT "
+    "EXECUTE FUNCTION dispatcher_task_shard_added()",
+    f"CREATE TRIGGER dispatcher_task_shard_delete AFTER DELETE ON {TASK_TABLE} "
+    "REFERENCING OLD TABLE AS removed FOR EACH STATEMENT "
+    "EXECUTE FUNCTION dispatcher_task_shard_removed()",
+    # created last: its presence says the set is complete
+    f"CREATE TRIGGER {PG_TRIGGER} AFTER UPDATE OF status ON {TASK_TABLE} FOR EACH ROW "
+    "WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION dispatcher_task_shard_moved()",
+)
 
 
 def _install_postgresql(database: Any) -> None:
-    check = "SELECT 1 FROM pg_trigger WHERE tgname = 'dispatcher_task_count' AND NOT tgisinternal"
+    check = "SELECT 1 FROM pg_trigger WHERE tgname = 'dispatcher_task_shard' AND NOT tgisinternal"
     if database.execute_sql(check).fetchone():
         return
     try:
@@ -168,16 +244,30 @@ def _install_postgresql(database: Any) -> None:
             database.execute_sql(f"LOCK TABLE {TASK_TABLE} IN SHARE ROW EXCLUSIVE MODE")
             if database.execute_sql(check).fetchone():  # another process was first
                 return
-            database.execute_sql(_PG_FUNCTION)
-            database.execute_sql(
-                f"CREATE TRIGGER dispatcher_task_count AFTER INSERT OR DELETE OR UPDATE OF "
-                f"status ON {TASK_TABLE} FOR EACH ROW EXECUTE FUNCTION dispatcher_task_count()"
-            )
-            database.execute_sql(_RECOUNT)
+            for statement in (*_PG_FUNCTIONS, *_PG_TRIGGERS):
+                database.execute_sql(statement)
+            recount(database)
     except peewee.DatabaseError:
         # processes starting together: CREATE OR REPLACE FUNCTION is not atomic either
+        database.rollback()
         if not database.execute_sql(check).fetchone():
             raise
+
+
+def recount(database: Any) -> None:
+    """Set the shard counts from one ``GROUP BY`` over the task table (at install, and after a
+    bulk change made with the triggers off)."""
+    counts = {
+        (status, shard): tasks
+        for status, shard, tasks in database.execute_sql(
+            "SELECT status, SUBSTR(id, 1, 1), COUNT(*) FROM dispatcher_task GROUP BY 1, 2"
+        )
+    }
+    StateCount.update(tasks=0).execute()
+    for (status, shard), tasks in counts.items():
+        StateCount.update(tasks=tasks).where(
+            (StateCount.status == status) & (StateCount.shard == shard)
+        ).execute()
 
 
 def _install_mysql(database: Any) -> None:
@@ -192,9 +282,9 @@ def _install_mysql(database: Any) -> None:
         )
     }
     wanted = {
-        "dispatcher_task_count_insert": f"AFTER INSERT ON {TASK_TABLE} FOR EACH ROW {_INSERT}",
-        "dispatcher_task_count_delete": f"AFTER DELETE ON {TASK_TABLE} FOR EACH ROW {_DELETE}",
-        "dispatcher_task_count_move": (
+        "dispatcher_task_shard_insert": f"AFTER INSERT ON {TASK_TABLE} FOR EACH ROW {_INSERT}",
+        "dispatcher_task_shard_delete": f"AFTER DELETE ON {TASK_TABLE} FOR EACH ROW {_DELETE}",
+        "dispatcher_task_shard_move": (
             f"AFTER UPDATE ON {TASK_TABLE} FOR EACH ROW {_MOVE} AND OLD.status <> NEW.status"
         ),
     }
@@ -209,7 +299,7 @@ def _install_mysql(database: Any) -> None:
             if "already exists" not in str(exc):
                 raise
     if created:
-        database.execute_sql(_RECOUNT)
+        recount(database)
 
 
 # --------------------------------------------------------------------------- record
