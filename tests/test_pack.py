@@ -67,22 +67,21 @@ def key_values_of(event: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def test_pack_then_process_gives_the_example_outputs(tmp_path: Path) -> None:
-    data, configs = nested_dataset(tmp_path)
-    event_path = tmp_path / "event.json"
-    packed = subprocess.run(
-        [
-            *COMMAND,
-            "pack",
-            str(data),
-            *(f"--config={c}" for c in configs),
-            f"--output={event_path}",
-        ],
+def run_pack(data: Path, configs: list[Path], *options: str) -> subprocess.CompletedProcess[str]:
+    """The ``pack`` command on ``data`` with ``configs`` in order."""
+    return subprocess.run(
+        [*COMMAND, "pack", str(data), *(f"--config={c}" for c in configs), *options],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def test_pack_then_process_gives_the_example_outputs(tmp_path: Path) -> None:
+    data, configs = nested_dataset(tmp_path)
+    event_path = tmp_path / "event.json"
+    packed = run_pack(data, configs, f"--output={event_path}")
     assert packed.returncode == 0, packed.stderr
     event = json.loads(event_path.read_text(encoding="utf-8"))
     assert files_of(event) == [
@@ -157,19 +156,8 @@ def test_an_absolute_in_dir_inside_the_data_folder_is_made_relative(tmp_path: Pa
 def test_the_uploader_config_holds_the_same_key_values(tmp_path: Path) -> None:
     data, configs = nested_dataset(tmp_path)
     uploader = tmp_path / "uploader.json"
-    done = subprocess.run(
-        [
-            *COMMAND,
-            "pack",
-            str(data),
-            *(f"--config={c}" for c in configs),
-            f"--output={tmp_path / 'event.json'}",
-            f"--uploader-config={uploader}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done = run_pack(
+        data, configs, f"--output={tmp_path / 'event.json'}", f"--uploader-config={uploader}"
     )
     assert done.returncode == 0, done.stderr
     metadata = json.loads(uploader.read_text(encoding="utf-8"))
@@ -220,13 +208,7 @@ def test_a_refused_pack_writes_nothing_and_says_why(tmp_path: Path) -> None:
     shutil.rmtree(data / "models")
     configs[0].write_text("[PROJECT]\nruntime = 1, 2\nfailure = 0\n[OUTPUTS]\nout_dir = o\n")
     output = tmp_path / "event.json"
-    done = subprocess.run(
-        [*COMMAND, "pack", str(data), *(f"--config={c}" for c in configs), f"--output={output}"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_pack(data, configs, f"--output={output}")
     assert done.returncode == 1
     assert not output.exists()
     assert f"config_1 = {configs[0]}" in done.stderr

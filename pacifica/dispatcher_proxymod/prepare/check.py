@@ -121,22 +121,15 @@ def _file_problems(
             else f"no folder {relative.parent}/ in {data_dir}"
         )
         return [Problem(where, what, suggestion=fixed)]
-    digest = hashlib.sha1()  # noqa: S324 - Pacifica's own checksum, not for security
-    size = 0
     try:
-        with open_regular_file(path) as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-                size += len(chunk)
+        hashsum, size = sha1_and_size(path)
     except (OSError, DispatcherError) as exc:
         return [Problem(where, f"cannot be read: {exc}")]
     problems = []
     if entry.size is not None and entry.size != size:
         problems.append(Problem(where, f"is {size} bytes", f"the event says {entry.size}"))
-    if entry.hashsum.lower() != digest.hexdigest():
-        problems.append(
-            Problem(where, f"sha1 is {digest.hexdigest()}", f"the event says {entry.hashsum}")
-        )
+    if entry.hashsum.lower() != hashsum:
+        problems.append(Problem(where, f"sha1 is {hashsum}", f"the event says {entry.hashsum}"))
     if problems:
         problems[-1] = Problem(
             problems[-1].where,
@@ -145,6 +138,17 @@ def _file_problems(
             note="the file changed after the event was written: run pack again",
         )
     return problems
+
+
+def sha1_and_size(path: Path) -> tuple[str, int]:
+    """The sha1 (hex) and size of the regular file ``path`` (a link is refused)."""
+    digest = hashlib.sha1()  # noqa: S324 - Pacifica's own checksum, not for security
+    size = 0
+    with open_regular_file(path) as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def _model_problems(entry: FileEntry, data_dir: Path) -> list[Problem]:

@@ -14,7 +14,6 @@ upload asks for exactly what was tested. Each event gets a new id unless ``--eve
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import uuid
@@ -31,7 +30,7 @@ from ..proxymod.files import CSV_TYPE, MODELS_DIR, PYTHON_TYPE
 from ..proxymod.validate import rejection_reasons
 from ..runtime.proxymod._ini import IniError, Section, read_ini
 from ..settings import Settings
-from .check import data_problems
+from .check import data_problems, sha1_and_size
 
 #: The values every proxymod request carries besides its configs.
 TASK, VERSION = "advance", "v0.0.1"
@@ -239,16 +238,6 @@ def _relative(
     return value
 
 
-def _sha1_and_size(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha1()  # noqa: S324 - Pacifica's own checksum, not for security
-    size = 0
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
 def _missing_file(
     data_dir: Path, folder: PurePosixPath, name: str, where: str, taken: set[str] | None = None
 ) -> Problem | None:
@@ -278,7 +267,7 @@ def _file_entry(
     missing = _missing_file(data_dir, folder, name, f"{folder}/{name}")
     if missing is not None:
         return missing
-    hashsum, size = _sha1_and_size(path)
+    hashsum, size = sha1_and_size(path)
     mtime = _timestamp(path.stat().st_mtime)
     return {
         "_id": file_id,
