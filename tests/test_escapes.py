@@ -132,7 +132,7 @@ class Hostile:
 
     @property
     def result_dir(self) -> Path:
-        return self.work / "result"
+        return self.work / "sandbox" / "result"
 
     def limits(self, **changes: Any) -> None:
         limits = dataclasses.replace(self.settings.limits, **changes)
@@ -319,6 +319,7 @@ def test_proc_shows_nothing_of_the_host_or_other_tasks(
             seen["environs"] = {{pid: read("/proc/" + pid + "/environ") for pid in pids}}
             seen["other task"] = os.path.exists({str(jailed.other_task)!r})
             seen["work parent"] = sorted(os.listdir(os.path.dirname(os.getcwd())))
+            seen["task parent"] = sorted(os.listdir(os.path.dirname(os.path.dirname(os.getcwd()))))
             os.makedirs("result/outputs", exist_ok=True)
             with open("result/outputs/seen.json", "w") as handle:
                 json.dump(seen, handle)
@@ -334,7 +335,8 @@ def test_proc_shows_nothing_of_the_host_or_other_tasks(
     assert seen[str(jailed.secret)] == "FileNotFoundError"
     assert seen[str(jailed.other_task / "result" / "stdout.log")] == "FileNotFoundError"
     assert seen["other task"] is False
-    assert seen["work parent"] == [jailed.task_id]  # no other task's folder
+    assert seen["work parent"] == ["sandbox"]  # not the task's service/ folder (the logs)
+    assert seen["task parent"] == [jailed.task_id]  # no other task's folder
     assert str(jailed.other_task) not in seen["/proc/self/mountinfo"]
     assert len(seen["pids"]) < 5  # the sandbox's own PID namespace
     host_cmdline = Path(f"/proc/{worker_pid}/cmdline").read_text()
@@ -444,7 +446,6 @@ def test_planted_stderr_link_does_not_leak_a_host_file(hostile: Hostile) -> None
         import os
 
         def leaker(config):
-            os.remove("result/stderr.log")
             os.symlink({str(hostile.secret)!r}, "result/stderr.log")
             os._exit(3)
         """,
@@ -463,7 +464,6 @@ def test_planted_stderr_fifo_does_not_block_the_worker(hostile: Hostile) -> None
         import os
 
         def blocker(config):
-            os.remove("result/stderr.log")
             os.mkfifo("result/stderr.log")
         """,
     )
@@ -501,7 +501,6 @@ def test_planted_manifest_after_the_last_model_is_not_written_through(hostile: H
 
         def last(config):
             os.symlink({str(victim)!r}, "result/manifest.json")
-            os.remove("result/stdout.log")
             os.symlink({str(victim)!r}, "result/stdout.log")
         """,
     )
@@ -535,8 +534,7 @@ def test_tampered_inputs_and_models_do_not_leak_into_the_manifest(hostile: Hosti
 
 
 def test_many_output_files_end_with_a_clear_outcome(hostile: Hostile) -> None:
-    """No limit applies to how many files a model writes (only their sizes, its time and its
-    disk): they are all delivered, and the manifest lists them."""
+    """Below DISPATCHER_MAX_OUTPUT_FILES, every file is delivered and the manifest lists them."""
     count = 3000
     hostile.model(
         "scatter",
@@ -580,7 +578,10 @@ def test_endless_file_creation_is_stopped_by_the_timeout(hostile: Hostile) -> No
     result = hostile.run("flood")
     run = result.models[0]
     assert run.outcome == "timeout", run.reason
-    assert result.failure == "model flood: timed out after 3 s (killed)"
+    assert result.failure is not None
+    assert result.failure.startswith("model flood: timed out after 3 s (killed)")
+    if "DISPATCHER_MAX_OUTPUT_FILES" in result.failure:  # a fast machine wrote more than that
+        assert result.failure.endswith("none of them is delivered")
     manifest = json.loads(hostile.delivered_files(result)["manifest.json"])
     assert manifest["status"] == "failed"
     assert processes_mentioning(str(hostile.work)) == []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +14,11 @@ from pacifica.dispatcher_proxymod.events import parse_http, parse_upload
 from pacifica.dispatcher_proxymod.proxymod.config import parse_configs
 from pacifica.dispatcher_proxymod.proxymod.handler import (
     _guard_result_dir,
-    _outputs,
     handle,
     select_files,
 )
 from pacifica.dispatcher_proxymod.settings import Settings
 from pacifica.dispatcher_proxymod.transfer import make_transfer
-from pacifica.dispatcher_proxymod.transfer.base import list_result_files
 
 
 def _event(document: dict[str, Any]) -> Any:
@@ -130,7 +127,7 @@ def test_handle_writes_configs_as_given_and_gives_models_absolute_ones(
         "in_file_one = in_file_one.csv\nin_file_two = in_file_two.csv\n"
         "[OUTPUTS]\nout_dir = outputs\n"
     )
-    work = keep.work_dir / "task-1"
+    work = keep.work_dir / "task-1" / "sandbox"
     absolute = (work / "run" / "config_1.ini").read_text()
     assert f"in_dir = {work / 'files' / 'inputs'}" in absolute
     assert f"out_dir = {work / 'result' / 'outputs'}" in absolute
@@ -146,35 +143,39 @@ def test_handle_writes_configs_as_given_and_gives_models_absolute_ones(
     )
 
 
-def test_guard_removes_planted_links(tmp_path: Path) -> None:
-    result = tmp_path / "result"
-    result.mkdir()
-    outside = tmp_path / "outside.txt"
-    outside.write_text("keep me")
-    (result / "stdout.log").symlink_to(outside)
-    (result / "manifest.json").mkdir()
-    _guard_result_dir(result)
-    assert not (result / "stdout.log").exists() and not (result / "manifest.json").exists()
-    assert outside.read_text() == "keep me"
+def test_guard_refuses_a_replaced_result_dir(tmp_path: Path) -> None:
     swapped = tmp_path / "swapped"
     swapped.symlink_to(tmp_path)
     with pytest.raises(UnprocessableEvent):
         _guard_result_dir(swapped)
+    _guard_result_dir(tmp_path)
 
 
-def test_outputs_list_links_as_skipped_and_never_read_them(tmp_path: Path) -> None:
-    result = tmp_path / "result"
-    result.mkdir()
-    secret = tmp_path / "secret.txt"
-    secret.write_text("top secret")
-    (result / "real.csv").write_text("year,value\n")
-    (result / "soft").symlink_to(secret)
-    os.link(secret, result / "hard")
-    listed = {entry["path"]: entry for entry in _outputs(result)}
-    assert listed["soft"] == {"path": "soft", "skipped": "link"}
-    assert listed["hard"] == {"path": "hard", "skipped": "link"}
-    assert listed["real.csv"]["size"] == 11
-    assert [f.relative_path.as_posix() for f in list_result_files(result)] == ["real.csv"]
+def test_service_files_are_written_after_the_models_and_win(
+    settings: Settings, example_event: dict[str, Any], data_copy: Path
+) -> None:
+    forger = data_copy / "models" / "loose_coupling.py"
+    forger.write_text(
+        forger.read_text()
+        + "\n\n_real = loose_coupling\n\n\ndef loose_coupling(*configs):\n"
+        + "    for name in ('config_1.ini', 'stdout.log', 'manifest.json', 'report.md'):\n"
+        + "        open('result/' + name, 'w').write('forged')\n"
+        + "    _real(*configs)\n"
+    )
+    document = json.loads(json.dumps(example_event))
+    entry = next(e for e in _files(document) if e["name"] == "loose_coupling.py")
+    entry["hashsum"] = hashlib.sha1(forger.read_bytes()).hexdigest()  # noqa: S324
+    local = settings.with_changes(data_dir=data_copy)
+    result = handle(_event(document), "task-forge", local, make_transfer(local))
+    assert result.failure is None and result.delivery is not None
+    delivered = Path(result.delivery.location)
+    for name in ("config_1.ini", "stdout.log", "manifest.json"):
+        assert "forged" not in (delivered / name).read_text(), name
+    assert not (delivered / "report.md").exists()
+    manifest = json.loads((delivered / "manifest.json").read_text())
+    assert {entry["path"] for entry in manifest["refused"]} == {
+        "config_1.ini", "stdout.log", "manifest.json", "report.md",
+    }  # fmt: skip
 
 
 def test_too_many_files_are_refused(example_event: dict[str, Any]) -> None:

@@ -10,7 +10,6 @@ hang off a task (charts, logs, ...) go with it, in the same transaction.
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import peewee
 from . import store
 from .settings import Settings
 from .states import TaskStatus
+from .tree import remove_tree
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def _remove_work_dir(work_dir: Path, task_id: str) -> bool:
     folder = work_dir / task_id
     if not folder.is_dir() or folder.is_symlink():
         return False
-    shutil.rmtree(folder, ignore_errors=True)
+    remove_tree(folder)  # any tree a model left: iterative, never through a link
     return not folder.exists()
 
 

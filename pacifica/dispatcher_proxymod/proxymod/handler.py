@@ -2,25 +2,29 @@
 
 Everything a task writes stays under its own work directory ``<work_dir>/<task id>/``::
 
-    files/<subdir>/<name>    inputs and models as downloaded (checksums checked)
-    run/config_<N>.ini       the configs with absolute directories, given to the models
-    result/                  the tree that is uploaded
-        config_<N>.ini       the configs with the values as given
-        stdout.log stderr.log  what the models printed, one after the other
-        logs/<model>.stdout.log logs/<model>.stderr.log  what each model printed
-        plots/<model>__<config>.svg  a line chart of each model's output CSVs per config
-        <out_dir>/...        what the models wrote
-        manifest.json        provenance: event, inputs, models, configs, runs
-        ro-crate-metadata.json  the same as a Process Run Crate (see crate.py)
+    sandbox/                 the models' work directory: all that a sandboxed model sees
+        files/<subdir>/<name>  inputs and models as downloaded (checksums checked)
+        run/config_<N>.ini     the configs with absolute directories, given to the models
+        result/                the tree that is uploaded
+            <out_dir>/...        what the models wrote (checked and bounded: results.py)
+            config_<N>.ini       the configs with the values as given
+            stdout.log stderr.log  what the models printed, one after the other
+            logs/<model>.stdout.log logs/<model>.stderr.log  what each model printed
+            plots/<model>__<config>.svg  a line chart of each model's output CSVs per config
+            manifest.json        provenance: event, inputs, models, configs, runs, refusals
+            ro-crate-metadata.json  the same as a Process Run Crate (see crate.py)
+    service/                 the logs while the models run, out of their sight
+
+Every name of ``result/`` but ``<out_dir>`` is the service's: written once the models' files
+were collected (:func:`results.collect_outputs` refuses a model's file of such a name), they win.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
-import shutil
-import stat
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -38,9 +42,11 @@ from ..settings import Settings
 from ..states import Stage
 from ..transfer import Delivery, Transfer
 from ..transfer.base import hash_type
+from ..tree import remove_tree
 from . import crate, plots, report
 from .config import ProxymodConfig, parse_configs
 from .files import Selection, select_files
+from .results import Outputs, collect_outputs, describe_outputs, move_in
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +87,11 @@ def handle(
     isolation = sandbox_status(settings)
     work = task_dir(settings, task_id)
     if work.exists():  # a retried attempt starts from scratch
-        shutil.rmtree(work)
-    files_dir, run_dir, result_dir = work / "files", work / "run", work / "result"
-    for folder in (files_dir, run_dir, result_dir):
+        remove_tree(work)
+    sandbox_dir, service_dir = work / "sandbox", work / "service"
+    files_dir, run_dir = sandbox_dir / "files", sandbox_dir / "run"
+    result_dir = sandbox_dir / "result"
+    for folder in (files_dir, run_dir, result_dir, service_dir / LOGS_DIR):
         folder.mkdir(parents=True)
     failed = True
     try:
@@ -101,42 +109,41 @@ def handle(
             before = plots.snapshot(result_dir)
             before_all = crate.snapshot(result_dir)
             model = entry.name[:-3]
-            for stream in STREAMS:  # what an earlier model planted there is not this one's
-                model_log_path(result_dir, model, stream).unlink(missing_ok=True)
             run = run_model(
                 local[entry],
                 ini_paths,
-                work,
-                model_log_path(result_dir, model, "stdout"),
-                model_log_path(result_dir, model, "stderr"),
+                sandbox_dir,
+                model_log_path(service_dir, model, "stdout"),
+                model_log_path(service_dir, model, "stderr"),
                 settings,
                 cancel=cancel,
             )
             result.models.append(run)
             _guard_result_dir(result_dir)
             tail = settings.log_tail_kb * 1024
-            result.logs += [modellog.collect(result_dir, model, s, tail) for s in STREAMS]
+            result.logs += [modellog.collect(service_dir, model, s, tail) for s in STREAMS]
             written.append(
                 plots.ModelOutputs(run.model, plots.changed(before, plots.snapshot(result_dir)))
             )
             new = crate.written(before_all, crate.snapshot(result_dir))
             actions.append(crate.ModelAction(sources[entry], run, new))
         _stop_if_cancelled(cancel)
+        outputs = collect_outputs(result_dir, settings)
         failures = [
             run.reason or f"model {run.model}: failed"
             for run in result.models
             if run.outcome != "ok"
         ]
-        result.failure = "; ".join(failures) or None
-        _guard_result_dir(result_dir)
+        result.failure = "; ".join([*failures, *filter(None, [outputs.failure])]) or None
+        _write_service_files(configs, service_dir, result_dir)
         result.charts = plots.collect(result_dir, configs, written)
         plots.write_plots(result_dir, result.charts)
         if result.failure:
             _write_failure_report(result_dir, event, task_id, upload, result)
         origin = Provenance(event, task_id, upload, configs, selection, local, isolation)
-        _write_manifest(result_dir, files_dir, origin, result, settings)
-        _guard_result_dir(result_dir)
-        crate.write_crate(result_dir, _run_description(origin, result, sources, actions))
+        _write_manifest(result_dir, files_dir, origin, result, outputs, settings)
+        delivered = [_delivered_only(action, result_dir) for action in actions]
+        crate.write_crate(result_dir, _run_description(origin, result, sources, delivered))
         try:
             result.delivery = transfer.upload(
                 upload,
@@ -155,7 +162,7 @@ def handle(
         return result
     finally:
         if settings.keep_work == "never" or (settings.keep_work == "on-failure" and not failed):
-            shutil.rmtree(work, ignore_errors=True)
+            remove_tree(work)
 
 
 def _stop_if_cancelled(cancel: threading.Event | None) -> None:
@@ -184,35 +191,46 @@ def _write_failure_report(
 
 
 def _guard_result_dir(result_dir: Path) -> None:
-    """Undo what a model may have planted to make the worker write outside the task."""
+    """Refuse a result directory a model replaced (by a link or a file)."""
     if result_dir.is_symlink() or not result_dir.is_dir():
         raise UnprocessableEvent(f"a model replaced the result directory {result_dir}")
-    for name in ("stdout.log", "stderr.log", MANIFEST_NAME, crate.CRATE_NAME, report.REPORT_NAME):
-        _remove_unless_file(result_dir / name)
-    logs = result_dir / LOGS_DIR
-    if logs.is_symlink() or (logs.exists() and not logs.is_dir()):
-        logs.unlink()
-    logs.mkdir(exist_ok=True)
-    for path in logs.iterdir():  # each model's logs: regular files, or nothing
-        _remove_unless_file(path)
 
 
-def _remove_unless_file(path: Path) -> None:
-    if path.is_symlink() or (path.exists() and not path.is_file()):
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
+def _write_service_files(
+    configs: Sequence[ProxymodConfig], service_dir: Path, result_dir: Path
+) -> None:
+    """The service's files, written after the models' files were collected: they win."""
+    _guard_result_dir(result_dir)
+    (result_dir / LOGS_DIR).mkdir()
+    for log_file in sorted((service_dir / LOGS_DIR).iterdir()):
+        move_in(log_file, result_dir / LOGS_DIR / log_file.name)
+    for stream in STREAMS:
+        move_in(service_dir / f"{stream}.log", result_dir / f"{stream}.log")
+    for config in configs:
+        _write_new(result_dir / f"config_{config.number}.ini", config.ini_text())
+
+
+def _delivered_only(action: crate.ModelAction, result_dir: Path) -> crate.ModelAction:
+    """The action with only the files it wrote that are delivered (not refused)."""
+    kept = tuple(path for path in action.results if (result_dir / path).is_file())
+    return dataclasses.replace(action, results=kept)
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Create ``path`` (never through a link, never over an existing file) holding ``text``."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+    with os.fdopen(os.open(path, flags, 0o644), "w", encoding="utf-8") as out:
+        out.write(text)
 
 
 def _write_configs(
     configs: Sequence[ProxymodConfig], files_dir: Path, run_dir: Path, result_dir: Path
 ) -> list[Path]:
-    """Write each config twice: as given (result tree) and with absolute dirs (for the models)."""
+    """Write each config with absolute dirs for the models (the result tree gets each as given
+    once the models are done)."""
     ini_paths = []
     for config in configs:
         name = f"config_{config.number}.ini"
-        (result_dir / name).write_text(config.ini_text(), encoding="utf-8")
         inputs = resolve_inside(files_dir, config.in_dir) if config.in_dir else files_dir
         resolve_inside(result_dir, config.out_dir)
         absolute = run_dir / name
@@ -260,19 +278,6 @@ def _describe(entries: Iterable[FileEntry], local: dict[FileEntry, Path], root: 
     ]
 
 
-def _outputs(result_dir: Path) -> list[dict[str, Any]]:
-    """What the run left in the result tree; links are listed as skipped, never followed."""
-    found: list[dict[str, Any]] = []
-    for path in sorted(result_dir.rglob("*")):
-        relative = path.relative_to(result_dir).as_posix()
-        info = path.lstat()
-        if stat.S_ISLNK(info.st_mode) or (stat.S_ISREG(info.st_mode) and info.st_nlink > 1):
-            found.append({"path": relative, "skipped": "link"})
-        elif stat.S_ISREG(info.st_mode):
-            found.append({"path": relative, "sha1": crate.sha1_of(path), "size": info.st_size})
-    return found
-
-
 @dataclass(frozen=True)
 class Provenance:
     """Where a run came from: the event, its transaction, the files and configs it used."""
@@ -291,6 +296,7 @@ def _write_manifest(
     files_dir: Path,
     origin: Provenance,
     result: HandlerResult,
+    outputs: Outputs,
     settings: Settings,
 ) -> None:
     event, upload, limits = origin.event, origin.upload, settings.limits
@@ -325,13 +331,14 @@ def _write_manifest(
             "file_size_mb": limits.file_size_mb,
             "open_files": limits.open_files,
             "processes": limits.processes,
+            "tmp_mb": limits.tmp_mb,
+            "max_output_mb": settings.max_output_mb,
+            "max_output_files": settings.max_output_files,
         },
         "runs": [run.to_json() for run in result.models],
         "status": "failed" if result.failure else "succeeded",
         "failure": result.failure,
-        "outputs": _outputs(result_dir),
+        "outputs": describe_outputs(result_dir, outputs),
+        "refused": outputs.refused,
     }
-    text = json.dumps(manifest, indent=2) + "\n"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-    with os.fdopen(os.open(result_dir / MANIFEST_NAME, flags, 0o644), "w", encoding="utf-8") as out:
-        out.write(text)
+    _write_new(result_dir / MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")

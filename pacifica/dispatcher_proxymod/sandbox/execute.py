@@ -15,6 +15,7 @@ from typing import IO
 from .. import errors
 from ..runtime import RUNTIME_DIR
 from ..settings import ModelLimits, Settings
+from ..tree import chown_tree
 from .filesystem import interpreter
 from .seccomp import filter_program
 from .supervise import outer_prefix, reaping_orphans, supervise, supervise_bwrap
@@ -211,14 +212,6 @@ def is_root() -> bool:
 
 
 def hand_over(root: Path, uid: int, gid: int) -> None:
-    """Give ``root`` and everything under it to ``uid``/``gid`` (links themselves, not targets)."""
-    try:
-        os.chown(root, uid, gid, follow_symlinks=False)
-    except FileNotFoundError:
-        return
-    for folder, subfolders, files in os.walk(root):
-        for entry in (*subfolders, *files):
-            try:
-                os.chown(os.path.join(folder, entry), uid, gid, follow_symlinks=False)
-            except FileNotFoundError:
-                continue
+    """Give ``root`` and everything under it to ``uid``/``gid`` (links themselves, not targets),
+    whatever the depth of the tree a model left (iterative, see :mod:`..tree`)."""
+    chown_tree(root, uid, gid)

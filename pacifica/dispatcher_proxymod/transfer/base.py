@@ -23,12 +23,16 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from ..errors import ChecksumMismatch, TransferError
 from ..paths import resolve_inside, safe_file_name, safe_relative_dir
+from ..tree import Entry, walk
 
 if TYPE_CHECKING:
     from ..events import Event, FileEntry, Upload
 
 #: Bytes read or written at a time while copying and hashing.
 CHUNK_SIZE = 1024 * 1024
+
+#: Folder levels below a result directory that are delivered; deeper ones never are.
+MAX_RESULT_DEPTH = 64
 
 #: The metadata keys of the transaction a result is filed under, copied from the input upload.
 TRANSACTION_FIELDS = ("submitter", "project", "instrument")
@@ -164,24 +168,38 @@ def open_regular_file(path: Path) -> IO[bytes]:
         raise
 
 
+def is_utf8(name: str) -> bool:
+    """True when a file name (surrogate-escaped, as ``os`` gives it) is valid UTF-8."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def list_result_files(result_dir: Path) -> list[ResultFile]:
-    """Every regular file under ``result_dir``, sorted; links are skipped, never followed."""
-    root = Path(result_dir)
+    """Every regular file under ``result_dir``, sorted; links are skipped, never followed.
+
+    Iterative, on directory descriptors: any tree ends (:mod:`..tree`). Names that are not
+    UTF-8 and folders more than :data:`MAX_RESULT_DEPTH` levels down are not listed (the
+    handler refuses them with a reason before anything is delivered)."""
+    root = Path(result_dir).absolute()
     if root.is_symlink() or not root.is_dir():
         raise TransferError(f"result directory {root} does not exist or is not a directory")
+
+    def descend(entry: Entry) -> bool:
+        return len(entry.parts) < MAX_RESULT_DEPTH and is_utf8(entry.name)
+
     found: list[ResultFile] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames.sort()
-        for name in sorted(filenames):
-            path = Path(dirpath, name)
-            info = path.lstat()
-            if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
-                # symbolic links, fifos, sockets, and hard links (which could name a host
-                # file a model was able to read) are never delivered
-                continue
-            relative = PurePosixPath(path.relative_to(root).as_posix())
-            found.append(ResultFile(relative, path.absolute(), info.st_size, info.st_mtime))
-    return found
+    for entry in walk(root, descend):
+        info = entry.info
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1 or not is_utf8(entry.name):
+            # symbolic links, fifos, sockets, and hard links (which could name a host
+            # file a model was able to read) are never delivered
+            continue
+        relative = PurePosixPath(*entry.parts)
+        found.append(ResultFile(relative, root.joinpath(*entry.parts), info.st_size, info.st_mtime))
+    return sorted(found, key=lambda item: item.relative_path.parts)
 
 
 def transaction_metadata(upload: Upload, key_values: Mapping[str, str]) -> list[dict[str, Any]]:
