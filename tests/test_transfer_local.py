@@ -9,6 +9,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from test_tree import make_chain
 
 from pacifica.dispatcher_proxymod.errors import ChecksumMismatch, SettingsError, TransferError
 from pacifica.dispatcher_proxymod.events import Event, FileEntry, Upload
@@ -21,11 +22,13 @@ from pacifica.dispatcher_proxymod.transfer import (
     make_transfer,
 )
 from pacifica.dispatcher_proxymod.transfer.base import (
+    MAX_RESULT_DEPTH,
     copy_verified,
     list_result_files,
     transaction_metadata,
 )
 from pacifica.dispatcher_proxymod.transfer.local import DELIVERY_SUFFIX
+from pacifica.dispatcher_proxymod.tree import remove_tree
 
 EVENT = Event(specversion="1.0", id="metadata.ingest.7", source="test", type="test")
 
@@ -292,6 +295,25 @@ def test_upload_skips_symlinks(
     target = Path(delivery.location)
     assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*")) == ["real.txt"]
     assert [r.relative_path.as_posix() for r in list_result_files(results)] == ["real.txt"]
+
+
+def test_upload_of_a_hostile_tree_delivers_what_is_safe_and_never_recurses(
+    dirs: dict[str, Path], transfer: LocalTransfer
+) -> None:
+    results = dirs["results"]
+    write(results / "real.txt", b"real")
+    make_chain(results, 1500)  # a RecursionError for a recursive walk
+    os.mkdir(os.fsencode(results) + b"/bad\xff")
+    write(Path(os.fsdecode(os.fsencode(results) + b"/bad\xff/inner.txt")), b"x")
+
+    delivery = transfer.upload(make_upload(), results, {})
+
+    target = Path(delivery.location)
+    listed = [r.relative_path.as_posix() for r in list_result_files(results)]
+    assert "real.txt" in listed and not any("bad" in name for name in listed)
+    assert max(len(name.split("/")) for name in listed) <= MAX_RESULT_DEPTH
+    assert (target / "real.txt").read_bytes() == b"real"
+    remove_tree(results)
 
 
 def test_upload_needs_an_output_dir(dirs: dict[str, Path]) -> None:

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 #: Levels handled with open descriptors before a deeper folder is moved up to the top.
 MAX_OPEN_DEPTH = 200
@@ -156,7 +159,8 @@ def chown_tree(root: Path, uid: int, gid: int) -> None:
 def remove_tree(root: Path) -> None:
     """Remove ``root`` and everything under it, whatever its depth; a missing root is fine."""
     if root.is_symlink() or (root.exists() and not root.is_dir()):
-        root.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            root.unlink()
         return
 
     def remove_folder(entry: Entry) -> None:
@@ -167,5 +171,9 @@ def remove_tree(root: Path) -> None:
         if not entry.is_dir:
             with contextlib.suppress(OSError):
                 os.unlink(entry.name, dir_fd=entry.parent_fd)
-    with contextlib.suppress(FileNotFoundError):
+    try:
         os.rmdir(root)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:  # e.g. a mount point; the caller goes on, the operator is told
+        log.warning("could not remove all of %s: %s", root, exc.strerror)
