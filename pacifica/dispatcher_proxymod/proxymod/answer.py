@@ -33,7 +33,9 @@ from ..states import Stage, TaskStatus
 from ..store import Outcome
 from ..transfer import Delivery, Transfer
 from ..transfer.base import list_result_files, open_regular_file
+from ..tree import remove_tree
 from . import crate, report
+from .handler import sandbox_dir_of
 from .validate import rejection_reasons
 
 log = logging.getLogger(__name__)
@@ -73,7 +75,8 @@ def deliver_report(
     tree = work / REPORT_DIR
     try:
         problems = _problems(settings, event, outcome)
-        make_report_tree(tree, work / "result", task_id, event, upload, outcome, problems)
+        result_dir = sandbox_dir_of(settings, task_id) / "result"
+        make_report_tree(tree, result_dir, task_id, event, upload, outcome, problems)
         delivery = _upload(settings, transfer, upload, tree, task_id, state)
     except (TransferError, OSError) as exc:
         note = f"The report could not be uploaded either: {exc}"
@@ -81,7 +84,7 @@ def deliver_report(
         return dataclasses.replace(outcome, error_message=f"{outcome.error_message}\n{note}")
     finally:  # a rejected task's work is its report only: kept when all work is kept
         if settings.keep_work == "never" or (rejected and settings.keep_work != "always"):
-            shutil.rmtree(work, ignore_errors=True)
+            remove_tree(work)  # whatever tree a model left (iterative)
     log.info("task %s: report delivered to %s", task_id, delivery.location)
     return dataclasses.replace(
         outcome, result_location=delivery.location, result_transaction=delivery.transaction_id
@@ -122,7 +125,7 @@ def make_report_tree(
 ) -> None:
     """Lay out the report tree: what the run left, then report.md, manifest.json, the crate."""
     if tree.exists():
-        shutil.rmtree(tree)
+        remove_tree(tree)
     tree.mkdir(parents=True)
     runs = list(outcome.models) or _runs_of(result_dir)
     if result_dir.is_dir() and not result_dir.is_symlink():

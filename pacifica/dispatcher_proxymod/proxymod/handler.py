@@ -69,6 +69,11 @@ def task_dir(settings: Settings, task_id: str) -> Path:
     return settings.work_dir / task_id
 
 
+def sandbox_dir_of(settings: Settings, task_id: str) -> Path:
+    """The part of a task's work directory its models see (their work directory)."""
+    return task_dir(settings, task_id) / "sandbox"
+
+
 def handle(
     event: Event,
     task_id: str,
@@ -88,7 +93,7 @@ def handle(
     work = task_dir(settings, task_id)
     if work.exists():  # a retried attempt starts from scratch
         remove_tree(work)
-    sandbox_dir, service_dir = work / "sandbox", work / "service"
+    sandbox_dir, service_dir = sandbox_dir_of(settings, task_id), work / "service"
     files_dir, run_dir = sandbox_dir / "files", sandbox_dir / "run"
     result_dir = sandbox_dir / "result"
     for folder in (files_dir, run_dir, result_dir, service_dir / LOGS_DIR):
