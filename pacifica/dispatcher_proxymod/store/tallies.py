@@ -364,14 +364,20 @@ class Snapshot:
 def read() -> Snapshot:
     """The figures, from two small tables (a few dozen rows, whatever the task count)."""
     states = {state.value: 0 for state in TaskState}
-    for row in StateCount.select():
+    counts: Iterable[tuple[str, int]] = StateCount.select(  # type: ignore[assignment]
+        StateCount.status, StateCount.tasks
+    ).tuples()
+    for status, tasks in counts:
         try:
-            states[TaskStatus(row.status).state.value] += int(row.tasks)
+            states[TaskStatus(status).state.value] += int(tasks)
         except ValueError:  # a status this version does not know
             continue
+    columns = (Tally.metric, Tally.label, Tally.le, Tally.count, Tally.total)
+    tally: Iterable[tuple[str, str, str, int, float]] = Tally.select(  # type: ignore[assignment]
+        *columns
+    ).tuples()
     rows: dict[tuple[str, str, str], tuple[int, float]] = {
-        (row.metric, row.label, row.le): (int(row.count), float(row.total))
-        for row in Tally.select()
+        (metric, label, le): (int(count), float(total)) for metric, label, le, count, total in tally
     }
     histograms: dict[str, list[Histogram]] = {}
     for metric, bounds in BUCKETS.items():
