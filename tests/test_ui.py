@@ -288,3 +288,13 @@ def test_retry_and_cancel_need_the_form_s_token(
         assert "Cancelled." in cancelled.text
         task = store.get_task(failed.id)
         assert task is not None and task.status == TaskStatus.CANCELLED.value
+
+
+def test_result_transaction_links_to_metadata_only_for_http_sources() -> None:
+    source = "http://metadata.pacifica.org/transactions?_id=1101"
+    assert (
+        views.transaction_link(source, 2202) == "http://metadata.pacifica.org/transactions?_id=2202"
+    )
+    assert views.transaction_link("javascript:alert(1)//transactions?_id=1", 2) == ""
+    assert views.transaction_link("/pacifica/metadata/ingest", 2) == ""
+    assert views.transaction_link(source, None) == ""

@@ -60,6 +60,9 @@ class Task(peewee.Model):
     class Meta:
         database = database_proxy
         table_name = "dispatcher_task"
+        # the task list's orders: newest first, and newest first within states (created at
+        # start where missing, on SQLite and PostgreSQL; on MariaDB with a new table)
+        indexes = ((("created", "id"), False), (("status", "created"), False))
 
     @property
     def task_status(self) -> TaskStatus:

@@ -18,6 +18,7 @@ from ..errors import InvalidParameter
 from ..states import TaskState, state_of
 from .db import connection, reconnecting
 from .models import Task
+from .tallies import StateCount
 
 #: The highest page number accepted (keeps the SQL offset a 64-bit integer).
 MAX_PAGE = 1_000_000_000
@@ -187,6 +188,23 @@ def _where(
     return select if condition is None else select.where(condition)
 
 
+def _by_state_only(query: TaskQuery) -> bool:
+    """True when the query narrows by state alone: the kept counts answer how many."""
+    return query.since is None and query.until is None and not query.q
+
+
+def _kept_counts() -> dict[TaskState, int]:
+    """Tasks per state from ``dispatcher_state_count`` (kept exact by triggers): a few rows
+    instead of counting 10^5 (PostgreSQL scans the whole table for a ``COUNT``)."""
+    counts = dict.fromkeys(TaskState, 0)
+    for row in StateCount.select():
+        try:
+            counts[state_of(row.status)] += int(row.tasks)
+        except ValueError:  # a status this version does not know
+            continue
+    return counts
+
+
 @reconnecting
 def find_tasks(query: TaskQuery) -> TaskPage:
     """The page of tasks ``query`` asks for, newest first, and how many match in all."""
@@ -194,7 +212,11 @@ def find_tasks(query: TaskQuery) -> TaskPage:
     with connection():
         rows = _where(Task.select(), condition).order_by(Task.created.desc(), Task.id.desc())
         tasks = list(rows.paginate(query.page, query.size))
-        total = _where(Task.select(), condition).count()
+        if _by_state_only(query):
+            kept = _kept_counts()
+            total = sum(kept[state] for state in query.states or TaskState)
+        else:
+            total = _where(Task.select(), condition).count()
     return TaskPage(query, tasks, total)
 
 
@@ -208,9 +230,14 @@ def list_tasks(page: int, size: int) -> tuple[list[Task], int]:
 def counts_by_state(query: TaskQuery | None = None) -> dict[TaskState, int]:
     """How many tasks are in each state (every state, zeros included), within ``query``'s time
     window and search, whatever its states and page."""
-    condition = None if query is None else _filters(query, with_states=False)
+    if query is None or _by_state_only(query):
+        with connection():
+            return _kept_counts()
+    condition = _filters(query, with_states=False)
     with connection():
-        select = Task.select(Task.status, peewee.fn.COUNT(Task.id)).group_by(Task.status)
+        # COUNT(*), not COUNT(id): the status index alone answers it (SQLite read every row
+        # for the id: 136 ms instead of 21 ms with 10^5 tasks)
+        select = Task.select(Task.status, peewee.fn.COUNT(peewee.SQL("*"))).group_by(Task.status)
         rows: Iterable[tuple[str, int]] = _where(select, condition).tuples()  # type: ignore[assignment]
         counts = dict.fromkeys(TaskState, 0)
         for status, count in rows:

@@ -202,6 +202,7 @@ class Dashboard:
             traceback=task.error_traceback or "",
             attempts=views.attempt_views(store.history(task.id)),
             stage=task.stage or "",
+            result_link=views.transaction_link(task.source, task.result_transaction),
             notice=views.one_line(notice, 200),
             can_retry=state.retryable,
             can_cancel=not state.final,

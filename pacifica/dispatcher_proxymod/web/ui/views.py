@@ -372,3 +372,12 @@ def config_views(
         else:
             others.append((key, value))
     return sorted(configs.values(), key=lambda c: (len(c.name), c.name)), others
+
+
+def transaction_link(source: str, transaction: int | None) -> str:
+    """The Metadata URL of ``transaction``, when the event came from a Metadata URL naming one
+    (``http://metadata.example/transactions?_id=N``); "" otherwise. Only http(s) URLs."""
+    base, marker, _ = source.rpartition("transactions?_id=")
+    if transaction is None or not marker or not base.startswith(("http://", "https://")):
+        return ""
+    return f"{base}{marker}{int(transaction)}"
