@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -144,9 +146,29 @@ class Row:
     attempt: int
 
 
+#: Who sent each recent task's event (an event never changes): the list parses each event once.
+_WHO: OrderedDict[str, tuple[str, str, str, str]] = OrderedDict()
+_WHO_LOCK = threading.Lock()
+WHO_CACHE = 20_000
+
+
+def _who(task: store.Task) -> tuple[str, str, str, str]:
+    """The transaction, submitter, project and instrument of the task's event."""
+    with _WHO_LOCK:
+        known = _WHO.get(task.id)
+    if known is None:
+        facts = upload_facts(_event_data(task))
+        known = (facts.transaction, facts.submitter, facts.project, facts.instrument)
+        with _WHO_LOCK:
+            _WHO[task.id] = known
+            while len(_WHO) > WHO_CACHE:
+                _WHO.popitem(last=False)
+    return known
+
+
 def row_of(task: store.Task, now: datetime) -> Row:
     """The list's row of ``task``."""
-    facts = upload_facts(_event_data(task))
+    transaction, submitter, project, instrument = _who(task)
     state = state_of(task)
     end = task.finished if state.final else now
     return Row(
@@ -155,10 +177,10 @@ def row_of(task: store.Task, now: datetime) -> Row:
         reason=reason_of(task),
         event_id=one_line(task.event_id, 120),
         source=one_line(task.source, 160),
-        transaction=task.input_transaction or facts.transaction,
-        submitter=facts.submitter,
-        project=facts.project,
-        instrument=facts.instrument,
+        transaction=task.input_transaction or transaction,
+        submitter=submitter,
+        project=project,
+        instrument=instrument,
         created=task.created.strftime("%Y-%m-%d %H:%M:%S"),
         duration=duration_text(_seconds(task.started or task.created, end)),
         attempt=task.attempts,
