@@ -100,7 +100,7 @@ def _reusable(rows: int) -> tuple[str, str] | None:
         sizes = {
             i: store.TaskChart.select().where(store.TaskChart.task_id == i).count() for i in ids
         }
-    small, large = sorted(ids, key=lambda i: -sizes[i])
+    small, large = sorted(ids, key=lambda i: sizes[i])  # the example has 9 charts, the other 10
     return small, large
 
 

@@ -284,6 +284,8 @@ def test_retry_and_cancel_need_the_form_s_token(
         assert task is not None and task.status == TaskStatus.ACCEPTED.value
         shown = browser.get(done.headers["Location"], timeout=10).text
         assert "Queued again as attempt 2." in shown and ">Cancel</button>" in shown
+        again = browser.post(f"{page}/retry", data={"csrf_token": token}, timeout=10)
+        assert "Not done: task" in again.text and "only failed, rejected or cancelled" in again.text
         cancelled = browser.post(f"{page}/cancel", data={"csrf_token": token}, timeout=10)
         assert "Cancelled." in cancelled.text
         task = store.get_task(failed.id)

@@ -22,13 +22,13 @@ import jinja2
 from celery import Celery
 from markupsafe import Markup
 
-from ... import store
+from ... import control, store
 from ...charts import Chart, render_svg
-from ...errors import InvalidParameter
-from ...queue import publish
+from ...errors import InvalidParameter, TaskConflict, TaskNotFound
 from ...settings import Settings
+from ...states import TaskState
 from ...transfer.base import ResultFile, list_result_files, open_regular_file
-from ..auth import authenticate
+from ..auth import authenticate, requester
 from ..tasks import parse_task_id
 from . import security, views
 
@@ -159,19 +159,19 @@ class Dashboard:
                 title="Not done",
                 message="The form expired or came from another site: reload the page.",
             )
-        if action == "retry":
-            retried = store.retry_task(task.id)
-            if retried.attempt is not None:
-                publish(self.celery_app, task.id)
+        try:
+            if action == "retry":
+                retried = control.retry(self.celery_app, task.id)
                 notice = f"Queued again as attempt {retried.attempt}."
             else:
-                notice = f"Not retried: the run is {retried.state}."
-        else:
-            cancelled = store.cancel_task(task.id, "cancelled from the dashboard")
-            notice = {
-                store.CancelOutcome.CANCELLED: "Cancelled.",
-                store.CancelOutcome.CANCELLING: "Cancelling: its worker stops it within seconds.",
-            }.get(cancelled.outcome, f"Not cancelled: the run is {cancelled.state}.")
+                cancelled = control.cancel(task.id, f"{requester(self.settings)} (dashboard)")
+                notice = (
+                    "Cancelled."
+                    if cancelled.state is TaskState.CANCELLED
+                    else "Cancelling: its worker stops it within seconds."
+                )
+        except (TaskConflict, TaskNotFound) as exc:
+            notice = f"Not done: {exc}"
         raise cherrypy.HTTPRedirect(
             f"{cherrypy.request.script_name}/ui/task/{task.id}?notice={quote(notice)}", 303
         )
