@@ -6,6 +6,7 @@ the report pipe of ``sandbox/execute.py``), and each must end safely with a clea
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from test_sandbox import Task, bwrap, isolation, task  # noqa: F401 - the shared
 
 from pacifica.dispatcher_proxymod import errors
 from pacifica.dispatcher_proxymod.runtime import run_model as runner
-from pacifica.dispatcher_proxymod.sandbox import sandbox_controls, seccomp
+from pacifica.dispatcher_proxymod.sandbox import filesystem, sandbox_controls, seccomp
 from pacifica.dispatcher_proxymod.settings import ModelLimits, Settings, load_settings
 
 MEMORY = ModelLimits(
@@ -238,3 +239,18 @@ def test_tmp_may_take_at_most_half_the_memory_limit() -> None:
     with pytest.raises(errors.SettingsError, match="DISPATCHER_MODEL_TMP_MB"):
         load_settings({"DISPATCHER_MODEL_MEMORY_MB": "256", "DISPATCHER_MODEL_TMP_MB": "200"})
     assert load_settings({"DISPATCHER_MODEL_TMP_MB": "32"}).limits.tmp_mb == 32
+
+
+def test_this_bwrap_knows_the_options_the_controls_use() -> None:
+    options = filesystem.bwrap_options(shutil.which("bwrap"))
+    assert {"--size", "--disable-userns", "--tmpfs"} <= options
+
+
+def test_an_older_bwrap_runs_without_those_controls_and_says_so(
+    tmp_path: Path, bwrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(filesystem, "bwrap_options", lambda _: frozenset({"--tmpfs"}))
+    command = filesystem.bwrap_command("bwrap", None, tmp_path, (), 3, None, 16 * 1024 * 1024)
+    assert "--size" not in command and "--disable-userns" not in command
+    controls = sandbox_controls(Settings(sandbox=bwrap, limits=MEMORY))
+    assert "not bounded" in controls["tmp"] and controls["memory"] == "address space 256 MB"

@@ -10,6 +10,7 @@ from pathlib import Path
 from .. import errors
 from ..settings import Settings
 from .execute import execute, is_root
+from .filesystem import tmp_is_sized, userns_disabled
 from .probe import bwrap_problem, warn_once
 from .seccomp import REFUSED_CALLS, seccomp_problem
 from .verdict import ModelRun
@@ -44,18 +45,21 @@ def sandbox_controls(settings: Settings) -> dict[str, str]:
     limits = settings.limits
     bwrap = isolation == "bwrap"
     seccomp = seccomp_problem()
-    if bwrap:
+    sized = bwrap and tmp_is_sized()
+    if sized:
         tmp = f"a private tmpfs of {limits.tmp_mb} MB, part of the {limits.memory_mb} MB limit"
+    elif bwrap:
+        tmp = "a private tmpfs, not bounded (this bubblewrap has no --size: 0.7 or later has)"
     else:
         tmp = "the host's /tmp, not bounded (process isolation)"
     namespaces = []
-    if bwrap and not is_root():
+    if bwrap and not is_root() and userns_disabled():
         namespaces.append("disabled (bwrap --disable-userns)")
     if seccomp is None:
         namespaces.append("refused (seccomp)")
     return {
         "isolation": isolation,
-        "memory": f"address space {limits.address_space_mb if bwrap else limits.memory_mb} MB",
+        "memory": f"address space {limits.address_space_mb if sized else limits.memory_mb} MB",
         "tmp": tmp,
         "seccomp": f"active: refuses {REFUSED_CALLS}" if seccomp is None else f"off: {seccomp}",
         "user_namespaces": ", ".join(namespaces) or "allowed: no control is active",

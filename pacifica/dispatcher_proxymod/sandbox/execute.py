@@ -16,7 +16,7 @@ from .. import errors
 from ..runtime import RUNTIME_DIR
 from ..settings import ModelLimits, Settings
 from ..tree import chown_tree
-from .filesystem import interpreter
+from .filesystem import interpreter, tmp_is_sized
 from .seccomp import filter_program
 from .supervise import outer_prefix, reaping_orphans, supervise, supervise_bwrap
 from .verdict import ModelRun, judge, stderr_tail
@@ -54,7 +54,9 @@ def execute(
         _open_log(stderr_path) as stderr,
         _Channels(filter_program()) as channels,
     ):
-        command = _runner_command(model, name, inis, work, limits, channels, tmp_limited=bwrap)
+        command = _runner_command(
+            model, name, inis, work, limits, channels, tmp_limited=bwrap and tmp_is_sized()
+        )
         stderr_start = os.fstat(stderr.fileno()).st_size
         if bwrap:
             if sandbox_uid is not None:

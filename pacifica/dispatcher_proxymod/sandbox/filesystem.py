@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import re
+import shutil
+import subprocess
 import sys
 import sysconfig
 from collections.abc import Sequence
@@ -16,6 +20,31 @@ NAMESPACE_ID = 1000
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 
 _ETC_FILES = ("/etc/ld.so.cache", "/etc/localtime")
+
+
+@functools.cache
+def bwrap_options(bwrap: str | None) -> frozenset[str]:
+    """The options this bubblewrap knows, from its ``--help`` (``--size`` came in 0.7,
+    ``--disable-userns`` in 0.8): older ones run without those controls, and say so."""
+    if bwrap is None:
+        return frozenset()
+    try:
+        shown = subprocess.run(
+            [bwrap, "--help"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return frozenset()
+    return frozenset(re.findall(r"--[a-z][a-z0-9-]*", shown.stdout + shown.stderr))
+
+
+def tmp_is_sized() -> bool:
+    """True when the sandbox's ``/tmp`` gets a size (this bwrap has ``--size``)."""
+    return "--size" in bwrap_options(shutil.which("bwrap"))
+
+
+def userns_disabled() -> bool:
+    """True when bwrap can forbid user namespaces inside (``--disable-userns``)."""
+    return "--disable-userns" in bwrap_options(shutil.which("bwrap"))
 
 
 def interpreter() -> Path:
@@ -93,7 +122,7 @@ class _Tree:
         )
 
 
-def _file_system(work: Path, extra_read_only: Sequence[str], tmp_bytes: int) -> list[str]:
+def _file_system(work: Path, extra_read_only: Sequence[str], tmp_bytes: int | None) -> list[str]:
     """The bwrap mount arguments for one model."""
     tree = _Tree()
     for folder in _SYSTEM_DIRS:
@@ -162,13 +191,16 @@ def bwrap_command(
         identity = str(NAMESPACE_ID)
         # --disable-userns: the model may make no user namespace of its own (seccomp refuses
         # it too; without a user namespace of ours, as root, seccomp alone does).
-        command += ["--unshare-user", "--disable-userns", "--uid", identity, "--gid", identity]
+        command += ["--unshare-user", "--uid", identity, "--gid", identity]
+        if "--disable-userns" in bwrap_options(bwrap):
+            command.append("--disable-userns")
     else:
         # bwrap keeps every capability for root: keep only what setpriv needs to drop them.
         command += ["--cap-drop", "ALL"]
         for capability in ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"):
             command += ["--cap-add", capability]
-    command += _file_system(work, extra_read_only, tmp_bytes)
+    sized = tmp_bytes if "--size" in bwrap_options(bwrap) else None
+    command += _file_system(work, extra_read_only, sized)
     # No --chdir: bwrap's root has no DAC override; run_model.py changes to the work dir.
     command += ["--chdir", "/", "--"]
     if sandbox_uid is not None:
