@@ -1,9 +1,9 @@
 """A second reference for the receive benchmark: CherryPy itself, configured as the dispatcher.
 
-Same server settings as ``cli.serve`` (16 threads, access log to the screen) and the same
-application config (``web.app_config``); its ``/receive`` reads the body and answers 202 with a
-JSON body, and does nothing else. The gap between it and bench/ceiling.py is CherryPy's own
-cost; the gap between it and the dispatcher is ours.
+Same server as ``cli.serve`` (waitress, server.py, 16 threads; access log to the screen) and
+the same application config (``web.app_config``); its ``/receive`` reads the body and answers
+202 with a JSON body, and does nothing else. The gap between it and bench/ceiling.py is
+CherryPy's (and the server's) own cost; the gap between it and the dispatcher is ours.
 
     .venv/bin/python bench/cherrypy_floor.py --port 8098
 """
@@ -15,6 +15,7 @@ import json
 
 import cherrypy
 
+from pacifica.dispatcher_proxymod.server import mount
 from pacifica.dispatcher_proxymod.settings import Settings
 from pacifica.dispatcher_proxymod.web import app_config
 
@@ -43,18 +44,12 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    app = cherrypy.Application(FloorApi(), "", app_config(Settings()))
-    cherrypy.config.update(
-        {
-            "server.socket_host": args.host,
-            "server.socket_port": args.port,
-            "server.thread_pool": 16,
-            "engine.autoreload.on": False,
-            "checker.on": False,
-            "log.screen": True,
-        }
-    )
+    settings = Settings()
+    app = cherrypy.Application(FloorApi(), "", app_config(settings))
+    cherrypy.config.update({"engine.autoreload.on": False, "checker.on": False, "log.screen": True})
     cherrypy.tree.mount(app, "")
+    # the dispatcher's own server (waitress, server.py) with its default limits
+    mount(cherrypy.tree, args.host, args.port, settings.http, settings.max_body_bytes)
     cherrypy.engine.signal_handler.subscribe()
     cherrypy.engine.start()
     cherrypy.engine.block()
