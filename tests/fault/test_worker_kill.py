@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+from pacifica.dispatcher_proxymod import store
 from pacifica.dispatcher_proxymod.states import TaskStatus
 
 from .harness import (
@@ -59,6 +60,11 @@ def test_sigkill_worker_while_model_runs(
 
     assert task.task_status is TaskStatus.OK, (task.error_message, second.tail())
     assert task.attempts == 2, "one killed attempt, one complete attempt"
+    history = [(a.number, a.state, a.reason) for a in store.history(task_id)]
+    assert history == [
+        (1, "failed", "worker lost: it stopped sending heartbeats"),
+        (2, "succeeded", None),
+    ], "the history says why attempt 1 ended"
     assert [run["outcome"] for run in json.loads(task.models_json)] == ["ok"]
     folders = dispatcher.result_folders()
     assert len(folders) == 1, f"exactly one result delivered, found {folders}"
