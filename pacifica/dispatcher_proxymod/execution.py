@@ -148,7 +148,7 @@ def _answer(
     except Exception as exc:  # the original reason is what the task ends with, always
         log.error("task %s: the report could not be made", task.id, exc_info=exc)
         note = f"The report could not be made: {type(exc).__name__}: {exc}"
-        return dataclasses.replace(outcome, error_message=f"{outcome.error_message}\n{note}")
+        return dataclasses.replace(outcome, also=note)
 
 
 def _record_outcome(settings: Settings, task_id: str, worker: str, outcome: Outcome) -> None:

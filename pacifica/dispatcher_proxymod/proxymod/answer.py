@@ -81,7 +81,7 @@ def deliver_report(
     except (TransferError, OSError) as exc:
         note = f"The report could not be uploaded either: {exc}"
         log.error("task %s: %s", task_id, note)
-        return dataclasses.replace(outcome, error_message=f"{outcome.error_message}\n{note}")
+        return dataclasses.replace(outcome, also=note)
     finally:  # a rejected task's work is its report only: kept when all work is kept
         if settings.keep_work == "never" or (rejected and settings.keep_work != "always"):
             remove_tree(work)  # whatever tree a model left (iterative)

@@ -255,18 +255,24 @@ class Outcome:
     stage: Stage | None = None
     charts: Sequence[dict[str, Any]] = ()  #: ``charts.Chart.to_json()`` of each chart
     logs: Sequence[ModelLog] = ()  #: the end of each model's stdout and stderr
+    #: what else went wrong after the reason (e.g. the report could not be uploaded either);
+    #: kept with the message, never in the reason
+    also: str | None = None
 
     @property
     def reason(self) -> str | None:
-        """One line for people: what went wrong, or None.
-
-        The message's first line: later lines add to it (e.g. that the report of a failure could
-        not be uploaded either) but never replace the reason.
-        """
+        """One line for people: what went wrong (the message's first line), or None."""
         if self.status is TaskStatus.OK:
             return None
         first = self.error_message.strip().split("\n", 1)[0] if self.error_message else None
         return one_line(first) or self.error_type
+
+    @property
+    def message(self) -> str | None:
+        """The whole message kept: the error, then what else went wrong on a line of its own."""
+        if self.also is None:
+            return self.error_message
+        return f"{self.error_message}\n{self.also}" if self.error_message else self.also
 
 
 def finish(task_id: str, worker: str | None, outcome: Outcome) -> bool:
@@ -286,7 +292,7 @@ def finish(task_id: str, worker: str | None, outcome: Outcome) -> bool:
                 result_location=outcome.result_location,
                 result_transaction=outcome.result_transaction,
                 error_type=outcome.error_type,
-                error_message=outcome.error_message,
+                error_message=outcome.message,
                 error_traceback=outcome.error_traceback,
                 reason=outcome.reason,
                 stage=None if outcome.stage is None else outcome.stage.value,
