@@ -365,9 +365,10 @@ def timeline(task: store.Task, models: Sequence[Mapping[str, Any]]) -> list[Time
         if at is None:
             continue
         offset = _seconds(start, at)
-        steps.append(
-            TimelineStep(label, time_text(at), "+" + duration_text(offset) if offset else "", state)
-        )
+        # the date once; then the time of day (UTC), the offset says the rest
+        when = time_text(at) if not steps or at.date() != start.date() else at.strftime("%H:%M:%S")
+        after = "+" + duration_text(offset) if offset else ""
+        steps.append(TimelineStep(label, when, after, state))
     return steps
 
 
