@@ -360,7 +360,7 @@ def timeline(task: store.Task, models: Sequence[Mapping[str, Any]]) -> list[Time
         )
     if state_of(task).final:
         moments.append((f"finished: {state_of(task).value}", task.finished, state_of(task).value))
-    steps = []
+    steps: list[TimelineStep] = []
     for label, at, state in moments:
         if at is None:
             continue
