@@ -93,27 +93,34 @@ def stop_server(server: Server) -> None:
             server.process.wait()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One server for the tests that do not need a fresh one (short timeouts, small limits)."""
-    folder = tmp_path_factory.mktemp("server")
+@contextlib.contextmanager
+def server_in(folder: Path, **env: str) -> Iterator[Server]:
+    """A server on SQLite and the embedded broker in ``folder``, stopped afterwards."""
     settings = Settings(
         database_url=f"sqlite:///{folder / 'tasks.sqlite3'}",
         state_dir=folder / "state",
         work_dir=folder / "state" / "work",
         transfer="local",
     )
-    started = start_server(
-        settings,
-        folder,
+    started = start_server(settings, folder, **env)
+    try:
+        yield started
+    finally:
+        stop_server(started)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for the tests that do not need a fresh one (short timeouts, small limits)."""
+    with server_in(
+        tmp_path_factory.mktemp("server"),
         DISPATCHER_MAX_BODY_BYTES="400000",
         DISPATCHER_HTTP_REQUEST_TIMEOUT="4",
         DISPATCHER_HTTP_IDLE_TIMEOUT="4",
         DISPATCHER_HTTP_MAX_HEADERS="50",
         DISPATCHER_HTTP_MAX_HEADER_BYTES="8192",
-    )
-    yield started
-    stop_server(started)
+    ) as started:
+        yield started
 
 
 def event_body(example_event: dict[str, Any], pad: int = 0) -> bytes:
