@@ -9,6 +9,7 @@ RabbitMQ and PostgreSQL + Redis, and the store tests on MariaDB too.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from collections.abc import Iterator
@@ -45,6 +46,21 @@ def _stop_cherrypy_engine() -> Iterator[None]:
 
     if cherrypy.engine.state == cherrypy.engine.states.STARTED:
         cherrypy.engine.exit()
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logger() -> Iterator[None]:
+    """A command run in-process (cli.main) configures logging: put the root handlers back,
+    so no later test logs into a capture that is closed by then."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+    logging.captureWarnings(False)
 
 
 @pytest.fixture

@@ -5,11 +5,9 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 from httpserver import serving
 from test_e2e import start_worker, stop_worker, wait_final
@@ -18,20 +16,6 @@ from pacifica.dispatcher_proxymod import logconfig
 from pacifica.dispatcher_proxymod.queue import create_celery_app
 from pacifica.dispatcher_proxymod.settings import Settings
 from pacifica.dispatcher_proxymod.web import create_app
-
-
-@pytest.fixture(autouse=True)
-def _restore_root_logger() -> Iterator[None]:
-    """configure() replaces the root handlers (pytest's among them): put them back."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
-    logging.captureWarnings(False)
 
 
 def _capture(settings: Settings) -> tuple[logging.Logger, io.StringIO]:
