@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import http.client
 import json
 import os
 import time
@@ -126,13 +127,26 @@ def test_a_failed_task_is_retried_until_it_succeeds_once_its_input_is_fixed(
     assert requests.get(f"{service.url}/retry/{task_id}", timeout=10).status_code == 405
 
 
+def _bare_post(url: str, path: str) -> tuple[int, dict[str, Any]]:
+    """POST without a body or Content-Length, as ``curl -X POST`` sends it."""
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.putrequest("POST", path)
+        connection.endheaders()
+        answer = connection.getresponse()
+        return answer.status, json.loads(answer.read())
+    finally:
+        connection.close()
+
+
 def test_a_waiting_task_cancelled_never_runs(
     service: Service, example_event: dict[str, Any]
 ) -> None:
     task_id = _post(service.url, example_event)  # no worker yet: it waits
-    answer = requests.post(f"{service.url}/cancel/{task_id}", timeout=10)
-    assert answer.status_code == 202, answer.text
-    assert answer.json()["state"] == "cancelled"
+    status, body = _bare_post(service.url, f"/cancel/{task_id}")
+    assert status == 202, body
+    assert body["state"] == "cancelled"
     record = _record(service.url, task_id)
     assert record["status"] == "499 Cancelled" and record["state"] == "cancelled"
     assert record["reason"].startswith("cancelled by an operator over HTTP from 127.0.0.1 at ")

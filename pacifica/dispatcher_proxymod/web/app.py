@@ -69,6 +69,9 @@ def app_config(settings: Settings, api: Api | None = None) -> dict[str, dict[str
             "tools.encode.on": False,
             "tools.trailing_slash.on": False,
         },
+        # retry and cancel take no body: a bare ``curl -X POST`` (no Content-Length) is fine
+        "/retry": {"request.process_request_body": False},
+        "/cancel": {"request.process_request_body": False},
         # the dashboard's forms (retry, cancel) are small urlencoded bodies
         "/ui": {
             "request.body.processors": {
