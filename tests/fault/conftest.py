@@ -24,7 +24,7 @@ from pacifica.dispatcher_proxymod import store
 from pacifica.dispatcher_proxymod.queue import QUEUE_NAME
 
 from .harness import Dispatcher, FaultData, Web, Worker
-from .services import PrivatePostgres, PrivateRabbitMQ, PrivateRedis
+from .services import RABBITMQ_SBIN, PrivatePostgres, PrivateRabbitMQ, PrivateRedis
 
 _counter = itertools.count(1)
 #: Set: every private service's fixed port plus this offset; unset: free ports chosen at run time.
@@ -41,6 +41,17 @@ def pinned(base: int) -> int | None:
 _started: list[PrivatePostgres | PrivateRedis | PrivateRabbitMQ] = []
 
 
+def _needs(server: str, installed: bool, package: str) -> None:
+    """Skip, naming what to install, when a server the suite runs privately is missing (in CI:
+    fail, since CI's machine has them all)."""
+    if installed:
+        return
+    message = f"the fault suite runs a private {server}: apt-get install {package}"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def fault_root() -> Iterator[Path]:
     """A session folder outside pytest's private tmp (the postgres user must reach it)."""
@@ -53,6 +64,7 @@ def fault_root() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def postgres(fault_root: Path) -> Iterator[PrivatePostgres]:
     """The private PostgreSQL cluster (running at the start of every test that uses it)."""
+    _needs("PostgreSQL", any(Path("/usr/lib/postgresql").glob("*/bin/initdb")), "postgresql")
     server = PrivatePostgres(fault_root / "postgres", port=pinned(5440))
     server.start()
     _started.append(server)
@@ -63,6 +75,7 @@ def postgres(fault_root: Path) -> Iterator[PrivatePostgres]:
 @pytest.fixture(scope="session")
 def redis_server(fault_root: Path) -> Iterator[PrivateRedis]:
     """The private Redis (append-only file, fsync on every write)."""
+    _needs("Redis", shutil.which("redis-server") is not None, "redis-server")
     server = PrivateRedis(fault_root / "redis", port=pinned(6390))
     server.start()
     _started.append(server)
@@ -73,6 +86,7 @@ def redis_server(fault_root: Path) -> Iterator[PrivateRedis]:
 @pytest.fixture(scope="session")
 def rabbitmq(fault_root: Path) -> Iterator[PrivateRabbitMQ]:
     """The private RabbitMQ node."""
+    _needs("RabbitMQ", (RABBITMQ_SBIN / "rabbitmq-server").exists(), "rabbitmq-server")
     server = PrivateRabbitMQ(
         fault_root / "rabbitmq",
         port=pinned(5690),
