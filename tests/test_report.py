@@ -13,9 +13,9 @@ from pacifica.dispatcher_proxymod.proxymod.report import ModelOutcome, ReportFac
 TRACEBACK = """Traceback (most recent call last):
   File "/opt/runtime/run_model.py", line 192, in main
     target(*[str(path) for path in options.ini_paths])
-  File "/work/t/files/models/broken.py", line 7, in broken
+  File "/srv/task/files/models/broken.py", line 7, in broken
     helper(config)
-  File "/work/t/files/models/broken.py", line 3, in helper
+  File "/srv/task/files/models/broken.py", line 3, in helper
     raise KeyError('value')
 KeyError: 'value'
 """
