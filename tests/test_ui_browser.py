@@ -189,6 +189,19 @@ def test_the_list_shows_the_runs_with_states_and_reasons(
     _open(browser, f"{service['url']}/ui/", "list-phone", width=390)
 
 
+def test_a_long_reason_takes_three_lines_in_the_list(browser: Any, service: dict[str, Any]) -> None:
+    _open(browser, f"{service['url']}/ui/", "list")
+    cell = browser.find_element(By.CSS_SELECTOR, "tr.run .reason .clamp")
+    assert cell.get_attribute("title") == cell.text  # the whole reason on hover
+    lines = browser.execute_script(
+        "const el = arguments[0]; el.textContent = 'a long reason, '.repeat(100);"
+        "const style = getComputedStyle(el);"
+        "return el.getBoundingClientRect().height / parseFloat(style.lineHeight);",
+        cell,
+    )
+    assert 2.5 < lines < 3.5, lines  # a row stays three lines tall, however long the reason
+
+
 def test_the_example_run_page_draws_a_chart_per_model_and_config(
     browser: Any, service: dict[str, Any]
 ) -> None:
