@@ -193,6 +193,12 @@ class Settings:
     stale_after_seconds: float = 60.0
     requeue_after_seconds: float = 600.0
     recovery_interval_seconds: float = 30.0
+    #: received tasks waiting for the store's writer (store.Intake); past it /receive gets 503
+    intake_queue: int = 1024
+    #: longest a receive waits for its row's commit before it answers 503
+    intake_wait_seconds: float = 10.0
+    #: limit on each statement of the store's writer (SQLite: its wait for a lock)
+    statement_timeout_seconds: float = 5.0
     transfer_retries: int = 5
     retry_backoff_seconds: float = 2.0
     page_size: int = 50
@@ -368,6 +374,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         recovery_interval_seconds=source.number(
             "DISPATCHER_RECOVERY_INTERVAL", defaults.recovery_interval_seconds, minimum=0.1
         ),
+        intake_queue=source.integer("DISPATCHER_INTAKE_QUEUE", defaults.intake_queue, minimum=1),
+        intake_wait_seconds=source.number(
+            "DISPATCHER_INTAKE_WAIT_SECONDS", defaults.intake_wait_seconds, minimum=0.1
+        ),
+        statement_timeout_seconds=source.number(
+            "DISPATCHER_STATEMENT_TIMEOUT_SECONDS", defaults.statement_timeout_seconds, 0.1
+        ),
         transfer_retries=source.integer("DISPATCHER_TRANSFER_RETRIES", defaults.transfer_retries),
         retry_backoff_seconds=source.number(
             "DISPATCHER_RETRY_BACKOFF", defaults.retry_backoff_seconds, minimum=0
@@ -422,6 +435,9 @@ def environment_for(settings: Settings, base: Mapping[str, str]) -> dict[str, st
         "DISPATCHER_STALE_AFTER": settings.stale_after_seconds,
         "DISPATCHER_REQUEUE_AFTER": settings.requeue_after_seconds,
         "DISPATCHER_RECOVERY_INTERVAL": settings.recovery_interval_seconds,
+        "DISPATCHER_INTAKE_QUEUE": settings.intake_queue,
+        "DISPATCHER_INTAKE_WAIT_SECONDS": settings.intake_wait_seconds,
+        "DISPATCHER_STATEMENT_TIMEOUT_SECONDS": settings.statement_timeout_seconds,
         "DISPATCHER_TRANSFER_RETRIES": settings.transfer_retries,
         "DISPATCHER_RETRY_BACKOFF": settings.retry_backoff_seconds,
         "DISPATCHER_QUEUE": settings.queue_name,

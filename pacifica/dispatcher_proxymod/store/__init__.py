@@ -1,16 +1,26 @@
 """The task store: one PeeWee row per received event, the source of truth for its state.
 
 ``db`` holds the connection, ``models`` the tables, ``schema`` opens (creates, upgrades) them,
-``lifecycle`` the worker-side state changes, ``control`` an operator's retry and cancel,
-``query`` the one task search, ``shape`` the task JSON every view derives from, ``charts``
-the charts of a task's outputs, ``logs`` the end of its models' stdout and stderr.
+``lifecycle`` a task's state changes, ``intake`` the web's group commit of received tasks,
+``control`` an operator's retry and cancel, ``query`` the one task search, ``shape`` the task
+JSON every view derives from, ``charts`` the charts of a task's outputs, ``logs`` the end of
+its models' stdout and stderr.
 """
 
 from .charts import LongTextField, TaskChart, charts_of, replace_charts
 from .control import Cancelled, CancelOutcome, Retried, cancel_task, retry_task
 from .db import close_database, connection, database_proxy, ping, reconnecting, utcnow
+from .intake import (
+    Intake,
+    IntakeBusy,
+    IntakeClosed,
+    IntakeFull,
+    IntakeStats,
+    IntakeTimeout,
+)
 from .lifecycle import (
     Claim,
+    NewTask,
     Outcome,
     Recorded,
     beat,
@@ -22,6 +32,7 @@ from .lifecycle import (
     history,
     mark_queued,
     needing_requeue,
+    new_task,
     record_event,
     release,
 )
@@ -40,7 +51,14 @@ __all__ = [
     "CancelOutcome",
     "Cancelled",
     "Claim",
+    "Intake",
+    "IntakeBusy",
+    "IntakeClosed",
+    "IntakeFull",
+    "IntakeStats",
+    "IntakeTimeout",
     "LongTextField",
+    "NewTask",
     "Outcome",
     "Recorded",
     "Retried",
@@ -68,6 +86,7 @@ __all__ = [
     "logs_of",
     "mark_queued",
     "needing_requeue",
+    "new_task",
     "one_line",
     "open_database",
     "parse_time",

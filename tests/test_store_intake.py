@@ -1,0 +1,385 @@
+"""The store's group commit on the database under test (SQLite, PostgreSQL or MariaDB).
+
+To see rows share a statement without racing the clock, the tests stop the writer in its
+first statement: another transaction holds an uncommitted row of that statement's event (on
+SQLite, the write lock), so the rows that arrive meanwhile are queued; its rollback lets the
+writer go on. Every wait is for a condition, with a generous deadline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import peewee
+import pytest
+from playhouse.db_url import connect as connect_url
+
+from pacifica.dispatcher_proxymod import store
+from pacifica.dispatcher_proxymod.events import Event, parse_http
+from pacifica.dispatcher_proxymod.settings import Settings
+from pacifica.dispatcher_proxymod.states import TaskStatus
+from pacifica.dispatcher_proxymod.store import (
+    Intake,
+    IntakeClosed,
+    IntakeFull,
+    IntakeTimeout,
+    NewTask,
+    Recorded,
+    tallies,
+)
+
+#: Long enough for any wait on a loaded machine; a test that needs it has failed anyway.
+DEADLINE = 60.0
+
+
+def _event(document: dict[str, Any], event_id: str) -> Event:
+    body = json.dumps(dict(document, eventID=event_id)).encode()
+    return parse_http({"Content-Type": "application/json"}, body)
+
+
+def _wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not come true"
+        time.sleep(0.005)
+
+
+class _Caller(threading.Thread):
+    """One request: ``intake.record(row)`` on its own thread, keeping what came back."""
+
+    def __init__(self, intake: Intake, row: NewTask) -> None:
+        super().__init__(daemon=True)
+        self.intake, self.row = intake, row
+        self.result: Recorded | None = None
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.result = self.intake.record(self.row, DEADLINE)
+        except BaseException as exc:
+            self.error = exc
+
+    def outcome(self) -> Recorded:
+        self.join(DEADLINE)
+        assert not self.is_alive(), "the caller is still waiting"
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+@contextmanager
+def _writer_held(intake: Intake, event: Event) -> Iterator[_Caller]:
+    """The writer stuck in a statement holding ``event`` until the block ends."""
+    database = store.database_proxy.obj
+    with store.connection(), database.atomic() as transaction:
+        store.Task.insert(**store.new_task(event, TaskStatus.ACCEPTED).columns()).execute()
+        held = _Caller(intake, store.new_task(event, TaskStatus.ACCEPTED))
+        _wait_for(lambda: intake.stats.statements >= 1 and intake.queued == 0)
+        yield held
+        transaction.rollback()  # the held statement goes on and inserts its row
+    assert held.outcome().created
+
+
+@pytest.fixture
+def published() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def intake(open_store: Settings, published: list[str]) -> Iterator[Intake]:
+    writer = Intake(statement_timeout=DEADLINE, on_committed=published.extend)
+    yield writer
+    assert writer.close(DEADLINE)
+
+
+def _stored_ids() -> dict[str, str]:
+    """event_key -> id of every task row, read on the test's own connection."""
+    with store.connection():
+        rows: Any = store.Task.select(store.Task.event_key, store.Task.id).tuples()
+        return dict(rows)
+
+
+def _counted() -> dict[str, int]:
+    counts = {state: 0 for state in tallies.read().states}
+    for status, tasks in store.count_by_status().items():
+        counts[TaskStatus(status).state.value] += tasks
+    return counts
+
+
+def test_a_lone_row_is_committed_at_once(intake: Intake, example_event: dict[str, Any]) -> None:
+    intake.record(store.new_task(_event(example_event, "warm"), TaskStatus.ACCEPTED))
+    row = store.new_task(_event(example_event, "lone"), TaskStatus.ACCEPTED, route="proxymod")
+    start = time.monotonic()
+    recorded = intake.record(row, DEADLINE)
+    elapsed = time.monotonic() - start
+    assert (
+        recorded.created
+        and recorded.task.id == row.id
+        and recorded.task.status == TaskStatus.ACCEPTED.value
+    )
+    assert _stored_ids()[row.event_key] == row.id  # visible to another connection: committed
+    # no timer waits for company: one statement per row, and far under any batch window
+    assert intake.stats.statements == 2 and intake.stats.largest == 1
+    assert elapsed < 2.0
+
+
+def test_rows_arriving_together_share_one_statement(
+    intake: Intake, example_event: dict[str, Any], published: list[str]
+) -> None:
+    with _writer_held(intake, _event(example_event, "held")):
+        callers = [
+            _Caller(intake, store.new_task(_event(example_event, f"e{n}"), TaskStatus.ACCEPTED))
+            for n in range(40)
+        ]
+        _wait_for(lambda: intake.queued == 40)
+    recorded = [caller.outcome() for caller in callers]
+    assert all(r.created for r in recorded)
+    stats = intake.stats
+    assert (stats.statements, stats.rows, stats.largest, stats.created) == (2, 41, 40, 41)
+    stored = _stored_ids()
+    assert all(stored[c.row.event_key] == c.row.id for c in callers)
+    assert intake.close(DEADLINE)
+    assert sorted(published) == sorted(stored.values())
+
+
+def test_duplicates_get_the_first_row_within_and_across_batches(
+    intake: Intake, example_event: dict[str, Any]
+) -> None:
+    event = _event(example_event, "twice")
+    with _writer_held(intake, _event(example_event, "held")):
+        first = _Caller(intake, store.new_task(event, TaskStatus.ACCEPTED))
+        second = _Caller(intake, store.new_task(event, TaskStatus.ACCEPTED))
+        _wait_for(lambda: intake.queued == 2)
+    a, b = first.outcome(), second.outcome()
+    assert a.task.id == b.task.id and sorted([a.created, b.created]) == [False, True]
+    assert intake.stats.statements == 2  # one statement held both
+    later = intake.record(store.new_task(event, TaskStatus.ACCEPTED))
+    assert not later.created and later.task.id == a.task.id
+    assert later.task.event_json == store.get_task(a.task.id).event_json  # type: ignore[union-attr]
+    assert intake.stats.duplicates == 2 and _stored_ids()[event_key_of(event)] == a.task.id
+
+
+def event_key_of(event: Event) -> str:
+    return store.event_key(event.source, event.id)
+
+
+def _bad_rows(url: str, row: NewTask) -> list[NewTask]:
+    """Rows this database refuses (a lone surrogate everywhere; NUL and too long values where
+    they are refused)."""
+    rows = [dataclasses.replace(row, event_type="bad \udc80 type")]
+    if url.startswith("postgresql"):
+        rows.append(dataclasses.replace(row, source="nul\x00source"))
+    if url.startswith(("postgresql", "mysql")):
+        rows.append(dataclasses.replace(row, route="r" * 65))  # VARCHAR(64), strict mode
+    return rows
+
+
+def test_a_refused_row_fails_only_its_caller(
+    intake: Intake, open_store: Settings, example_event: dict[str, Any], published: list[str]
+) -> None:
+    bad = _bad_rows(
+        open_store.database_url,
+        store.new_task(_event(example_event, "bad"), TaskStatus.ACCEPTED),
+    )
+    goods = [store.new_task(_event(example_event, f"good{n}"), TaskStatus.ACCEPTED) for n in (1, 2)]
+    with _writer_held(intake, _event(example_event, "held")):
+        callers = [_Caller(intake, row) for row in (goods[0], *bad, goods[1])]
+        _wait_for(lambda: intake.queued == len(callers))
+    for caller in callers:
+        if caller.row in goods:
+            assert caller.outcome().created
+        else:
+            with pytest.raises((ValueError, peewee.DataError)):  # web: 400
+                caller.outcome()
+    stats = intake.stats
+    assert stats.fallbacks == 1 and stats.failed == len(bad) and stats.created == 3
+    stored = _stored_ids()
+    assert bad[0].event_key not in stored and all(stored[g.event_key] == g.id for g in goods)
+    assert intake.close(DEADLINE)
+    assert sorted(published) == sorted(stored.values())
+
+
+def test_a_full_queue_refuses_at_once(open_store: Settings, example_event: dict[str, Any]) -> None:
+    intake = Intake(queue_limit=2, statement_timeout=DEADLINE)
+    try:
+        with _writer_held(intake, _event(example_event, "held")):
+            callers = [
+                _Caller(intake, store.new_task(_event(example_event, f"q{n}"), TaskStatus.ACCEPTED))
+                for n in range(2)
+            ]
+            _wait_for(lambda: intake.queued == 2)
+            extra = store.new_task(_event(example_event, "extra"), TaskStatus.ACCEPTED)
+            with pytest.raises(IntakeFull) as refused:
+                intake.record(extra, DEADLINE)
+            assert (refused.value.queued, refused.value.limit) == (2, 2)
+        assert all(caller.outcome().created for caller in callers)
+        assert extra.event_key not in _stored_ids()
+    finally:
+        assert intake.close(DEADLINE)
+
+
+def test_a_caller_waits_no_longer_than_its_timeout(
+    intake: Intake, example_event: dict[str, Any], published: list[str]
+) -> None:
+    event = _event(example_event, "slow")
+    row = store.new_task(event, TaskStatus.ACCEPTED)
+    with _writer_held(intake, _event(example_event, "held")):
+        with pytest.raises(IntakeTimeout) as late:
+            intake.record(row, 0.2)
+        assert late.value.task_id == row.id
+    _wait_for(lambda: intake.stats.created == 2)  # committed after all
+    again = intake.record(store.new_task(event, TaskStatus.ACCEPTED))
+    assert not again.created and again.task.id == row.id  # a retry: 200 with the first id
+    assert intake.close(DEADLINE)
+    assert row.id in published  # and it is published though its caller got 503
+
+
+def _unreachable(url: str, tmp_path: Path) -> peewee.Database:
+    """The database under test's kind, where nothing answers."""
+    if url.startswith("sqlite"):
+        return peewee.SqliteDatabase(str(tmp_path / "no such folder" / "tasks.sqlite3"))
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    scheme, rest = url.split("://", 1)
+    user, place = rest.split("@", 1)
+    name = place.split("/", 1)[1]
+    database: peewee.Database = connect_url(f"{scheme}://{user}@127.0.0.1:{port}/{name}")
+    return database
+
+
+def test_a_database_that_is_down_fails_every_caller(
+    open_store: Settings, example_event: dict[str, Any], tmp_path: Path
+) -> None:
+    intake = Intake(_unreachable(open_store.database_url, tmp_path), statement_timeout=5)
+    try:
+        rows = [
+            store.new_task(_event(example_event, f"down{n}"), TaskStatus.ACCEPTED) for n in range(8)
+        ]
+        callers = [_Caller(intake, row) for row in rows]
+        for caller in callers:
+            with pytest.raises(peewee.OperationalError):  # web: 503
+                caller.outcome()
+        with pytest.raises(peewee.OperationalError):  # and the next one too: nothing hangs
+            intake.record(rows[0], DEADLINE)
+        assert intake.stats.created == 0 and intake.stats.failed == 9
+    finally:
+        assert intake.close(DEADLINE)
+
+
+def test_close_writes_everything_queued(
+    open_store: Settings, example_event: dict[str, Any], published: list[str]
+) -> None:
+    intake = Intake(statement_timeout=DEADLINE, on_committed=published.extend)
+    with _writer_held(intake, _event(example_event, "held")):
+        callers = [
+            _Caller(intake, store.new_task(_event(example_event, f"c{n}"), TaskStatus.ACCEPTED))
+            for n in range(10)
+        ]
+        _wait_for(lambda: intake.queued == 10)
+        closing = threading.Thread(target=intake.close, args=(DEADLINE,))
+        closing.start()  # as on SIGTERM: the queued rows are still written
+
+        def refused() -> bool:
+            try:
+                intake.record(store.new_task(_event(example_event, "late"), TaskStatus.ACCEPTED))
+            except IntakeClosed:
+                return True
+            raise AssertionError("taken while closing")
+
+        _wait_for(refused)
+    closing.join(DEADLINE)
+    assert not closing.is_alive()
+    assert all(caller.outcome().created for caller in callers)
+    stored = _stored_ids()
+    assert len(stored) == 11 and sorted(published) == sorted(stored.values())
+
+
+def test_on_committed_gets_the_created_accepted_ids(
+    intake: Intake, example_event: dict[str, Any], published: list[str]
+) -> None:
+    accepted = intake.record(store.new_task(_event(example_event, "a"), TaskStatus.ACCEPTED))
+    rejected = intake.record(
+        store.new_task(_event(example_event, "r"), TaskStatus.UNPROCESSABLE, reason="no route")
+    )
+    again = intake.record(store.new_task(_event(example_event, "a"), TaskStatus.ACCEPTED))
+    assert rejected.created and rejected.task.status == TaskStatus.UNPROCESSABLE.value
+    assert not again.created
+    assert intake.close(DEADLINE)
+    assert published == [accepted.task.id]
+    record = store.record(store.get_task(rejected.task.id))  # type: ignore[arg-type]
+    assert record["error"]["message"] == "no route" and record["finished"] is not None
+
+
+def test_many_threads_keep_rows_and_counts_right(
+    intake: Intake, example_event: dict[str, Any], published: list[str]
+) -> None:
+    """Concurrent callers, a fifth of them repeating another's event: one row per event,
+    every caller of an event gets its id, and the trigger-kept counts stay exact."""
+    outcomes: list[tuple[str, Recorded]] = []
+    lock = threading.Lock()
+
+    def send(thread: int) -> None:
+        for n in range(25):
+            name = f"shared{n}" if n % 5 == 0 else f"t{thread}-{n}"
+            status = TaskStatus.UNPROCESSABLE if n % 7 == 3 else TaskStatus.ACCEPTED
+            reason = "refused" if status is TaskStatus.UNPROCESSABLE else None
+            row = store.new_task(_event(example_event, name), status, reason=reason)
+            recorded = intake.record(row, DEADLINE)
+            with lock:
+                outcomes.append((row.event_key, recorded))
+
+    threads = [threading.Thread(target=send, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(DEADLINE)
+    assert len(outcomes) == 200
+    stored = _stored_ids()
+    assert len(stored) == 8 * 20 + 5
+    assert all(stored[key] == recorded.task.id for key, recorded in outcomes)
+    assert sum(recorded.created for _, recorded in outcomes) == len(stored)
+    assert intake.stats.statements <= intake.stats.rows == 200
+    assert tallies.read().states == _counted()
+    assert _counted()["waiting"] + _counted()["rejected"] == len(stored)
+    assert intake.close(DEADLINE)
+    with store.connection():
+        waiting = {
+            t.id for t in store.Task.select().where(store.Task.status == TaskStatus.ACCEPTED.value)
+        }
+    assert sorted(published) == sorted(waiting)
+
+
+def test_the_writer_reconnects_after_losing_its_connection(
+    intake: Intake, example_event: dict[str, Any]
+) -> None:
+    assert intake.record(store.new_task(_event(example_event, "one"), TaskStatus.ACCEPTED)).created
+    database = store.database_proxy.obj
+    with store.connection():
+        if isinstance(database, peewee.PostgresqlDatabase):
+            database.execute_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        elif isinstance(database, peewee.MySQLDatabase):
+            own = database.execute_sql("SELECT CONNECTION_ID()").fetchone()[0]
+            rows = database.execute_sql(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND ID <> %s",
+                (own,),
+            ).fetchall()
+            for (other,) in rows:
+                database.execute_sql(f"KILL {int(other)}")
+        else:
+            pytest.skip("a SQLite connection cannot be lost")
+    two = intake.record(store.new_task(_event(example_event, "two"), TaskStatus.ACCEPTED))
+    assert two.created and intake.stats.failed == 0
