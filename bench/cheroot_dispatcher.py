@@ -1,50 +1,45 @@
-"""The dispatcher as it was served before waitress: CherryPy's own cheroot server, 16 threads.
+"""The dispatcher served by cheroot (CherryPy's own server, 16 threads) instead of waitress.
 
-The same application (``__main__:application``: settings from the environment), the server
-settings the old ``cli.serve`` used (16 threads, listen backlog 128). Only for the A/B of
-bench/slow_clients.py.
+Exactly the console script's web command (``cli.main``: settings, logging, the application
+and whatever the project puts in front of it), except that the function handing the WSGI app
+to its server (``server.mount``) is replaced by one starting a cheroot server with the
+settings the old ``cli.serve`` used (16 threads, listen backlog 128, the body limit). For the
+A/B of the two embedded servers (bench/receive.py, bench/slow_clients.py).
 
-    .venv/bin/python bench/cheroot_dispatcher.py --port 8097
+    .venv/bin/python bench/cheroot_dispatcher.py --host 127.0.0.1 --port 8097
 """
 
 from __future__ import annotations
 
-import argparse
+import sys
+from typing import Any
 
 import cherrypy
+from cheroot import wsgi
+from cherrypy.process.servers import ServerAdapter
 
-from pacifica.dispatcher_proxymod.cli import limit_heap_growth
-from pacifica.dispatcher_proxymod.settings import load_settings
+from pacifica.dispatcher_proxymod import cli, server
+
+THREADS = 16
+BACKLOG = 128
 
 
-def main() -> None:
-    """Serve until SIGTERM or SIGINT."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
-    from pacifica.dispatcher_proxymod.queue import create_celery_app
-    from pacifica.dispatcher_proxymod.web import create_app
-
-    limit_heap_growth()
-    settings = load_settings()
-    app = create_app(settings, create_celery_app(settings))
-    cherrypy.config.update(
-        {
-            "server.socket_host": args.host,
-            "server.socket_port": args.port,
-            "server.thread_pool": 16,
-            "server.socket_queue_size": 128,
-            "engine.autoreload.on": False,
-            "checker.on": False,
-            "log.screen": True,
-        }
+def mount_cheroot(app: Any, host: str, port: int, _http: Any, max_body: int) -> wsgi.Server:
+    """Serve ``app`` with cheroot under CherryPy's engine (``server.mount``'s signature)."""
+    cherrypy.server.unsubscribe()
+    httpd = wsgi.Server(
+        (host, port), app, numthreads=THREADS, request_queue_size=BACKLOG, server_name=host
     )
-    cherrypy.tree.mount(app, "")
-    cherrypy.engine.signal_handler.subscribe()
-    cherrypy.engine.start()
-    cherrypy.engine.block()
+    httpd.max_request_body_size = max_body
+    ServerAdapter(cherrypy.engine, httpd, (host, port)).subscribe()
+    return httpd
+
+
+def main() -> int:
+    """Run the console script's web command under cheroot."""
+    server.mount = mount_cheroot  # cli.serve imports it from the module when it runs
+    return cli.main(sys.argv[1:])
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

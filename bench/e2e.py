@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from common import (
+from benchkit import (
     EXAMPLE_DATA,
     SETUPS,
     BenchError,

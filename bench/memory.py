@@ -1,7 +1,7 @@
 """Benchmark memory: peak RSS of the web process under load and of a worker moving large files.
 
 Each measured process is started fresh for its run (VmHWM, the kernel's peak RSS of a process,
-never goes down) and sampled every 20 ms with its children (bench/common.TreeMemory).
+never goes down) and sampled every 20 ms with its children (bench/benchkit/rss.py).
 
 * web: the dispatcher web process vs the bare cheroot ceiling (bench/ceiling.py) under the
   same wrk load, alternating ceiling/web, for the example event at 64 connections and bodies of
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from common import (
+from benchkit import (
     BENCH,
     MIB,
     SETUPS,

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from common import (
+from benchkit import (
     EXAMPLE_EVENT,
     SETUPS,
     make_setup,
@@ -124,7 +124,7 @@ def main() -> int:
 
 
 def _purge(broker_url: str, work: Path) -> None:
-    from common import Setup, purge_broker
+    from benchkit import Setup, purge_broker
 
     purge_broker(Setup("cost", "", broker_url), work)
 

@@ -18,27 +18,22 @@ each run every task id answered 2xx must be a row of the database.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import socket
 import sys
-import threading
 import time
 from collections import defaultdict
-from pathlib import Path
 
-import requests
-from common import (
-    BENCH,
-    PYTHON,
+from benchkit import (
+    SERVERS,
     BenchError,
+    HealthProbe,
     Service,
     Setup,
+    SlowClients,
     WrkResult,
     dispatcher_env,
     empty_tasks,
     event_template,
     example_event,
-    free_port,
     make_setup,
     median,
     print_machine,
@@ -46,82 +41,14 @@ from common import (
     purge_broker,
     run_wrk,
     scratch,
-    start,
     start_web,
     task_ids,
-    wait_http,
 )
 
 IDLE = 100
 SLOWLORIS = 100
 CONNECTIONS = 8
 CONDITIONS = ("quiet", "slow")
-
-
-class SlowClients:
-    """Idle connections and slowloris ones (an unfinished header, a byte every 0.5 s)."""
-
-    def __init__(self, port: int) -> None:
-        self.sockets: list[socket.socket] = []
-        self.slow: list[socket.socket] = []
-        for number in range(IDLE + SLOWLORIS):
-            connection = socket.create_connection(("127.0.0.1", port), timeout=5)
-            self.sockets.append(connection)
-            if number >= IDLE:
-                connection.sendall(b"POST /receive HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-                self.slow.append(connection)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._drip, daemon=True)
-        self._thread.start()
-
-    def _drip(self) -> None:
-        while not self._stop.wait(0.5):
-            for connection in self.slow:
-                with contextlib.suppress(OSError):
-                    connection.send(b"a")
-
-    def close(self) -> None:
-        """Stop dripping and close every connection."""
-        self._stop.set()
-        self._thread.join()
-        for connection in self.sockets:
-            connection.close()
-
-
-class HealthProbe:
-    """``GET /health`` once a second: how long each took (None: no answer within 5 s)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.seconds: list[float | None] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(1.0):
-            started = time.monotonic()
-            try:
-                requests.get(self.url + "/health", timeout=5).raise_for_status()
-                self.seconds.append(time.monotonic() - started)
-            except requests.RequestException:
-                self.seconds.append(None)
-
-    def stop(self) -> list[float | None]:
-        """End the probe; the timings."""
-        self._stop.set()
-        self._thread.join()
-        return self.seconds
-
-
-def start_cheroot(env: dict[str, str], log_dir: Path) -> Service:
-    """The dispatcher under cheroot (bench/cheroot_dispatcher.py) on a free port."""
-    port = free_port()
-    command = [PYTHON, str(BENCH / "cheroot_dispatcher.py"), "--port", str(port)]
-    service = start("cheroot", command, env, log_dir)
-    service.url = f"http://127.0.0.1:{port}"
-    wait_http(service, "/health")
-    return service
 
 
 def verify(setup: Setup, result: WrkResult) -> list[str]:
@@ -158,7 +85,7 @@ def main() -> int:
             empty_tasks(setup)
             purge_broker(setup, state)
             env = dispatcher_env(setup, state)
-            services = [start_web("waitress", env, work), start_cheroot(dict(env), work)]
+            services = [start_web(name, env, work, server=name) for name in SERVERS]
             for service in services:  # warm up
                 run_wrk(service.url, template, 16, 1, work, collect_ids=False)
             for round_number in range(1, rounds + 1):

@@ -29,7 +29,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (
+from benchkit import (
     dispatcher_env,
     example_event,
     make_setup,
