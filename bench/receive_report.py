@@ -157,7 +157,9 @@ def print_tables(runs: list[Any], memory: list[dict[str, Any]]) -> None:
                 f"{median([r.wrk.rps for r in measured]):.0f}",
                 f"{median(ratios):.2f}",
                 f"{median([r.wrk.p99_ms for r in measured]):.1f}",
-                sum(r.wrk.errors for r in measured),
+                sum(r.wrk.errors for r in measured)
+                if any(r.wrk.requests for r in measured)
+                else "starved: no answer",
                 sum(r.wrk.ok for r in measured),
                 _cpu(measured, "web"),
                 _cpu(measured, "db"),

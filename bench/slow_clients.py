@@ -10,7 +10,7 @@ Each run is wrk at 8 connections for ``--seconds``; in the ``slow`` condition, 1
 that send nothing and 100 that send a header line fragment every 0.5 s are opened first and
 kept going for the whole run, and ``GET /health`` is timed once a second beside it. wrk's
 timeout is 2 s, so a starved server shows as timeouts rather than a run that never ends. After
-each run every task id answered 2xx must be a row of the database.
+each run every task id answered 2xx must be a row of the database and a message on the broker.
 
     .venv/bin/python bench/slow_clients.py [--quick] [--rounds N] [--seconds S] [--setup NAME]
 """
@@ -30,6 +30,7 @@ from benchkit import (
     Setup,
     SlowClients,
     WrkResult,
+    broker_task_ids,
     dispatcher_env,
     empty_tasks,
     event_template,
@@ -51,10 +52,17 @@ CONNECTIONS = 8
 CONDITIONS = ("quiet", "slow")
 
 
-def verify(setup: Setup, result: WrkResult) -> list[str]:
-    """2xx'd task ids that are not rows of the database."""
-    missing = set(result.task_ids) - task_ids(setup)
-    return [f"{len(missing)} task(s) answered 2xx are not in the database"] if missing else []
+def verify(setup: Setup, env: dict[str, str], result: WrkResult) -> list[str]:
+    """2xx'd task ids that are not rows of the database, or have no message on the broker."""
+    answered = set(result.task_ids)
+    problems = []
+    missing = answered - task_ids(setup)
+    if missing:
+        problems.append(f"{len(missing)} task(s) answered 2xx are not in the database")
+    unsent = answered - set(broker_task_ids(env, answered, 15.0))
+    if unsent:
+        problems.append(f"{len(unsent)} task(s) answered 2xx have no message on the broker")
+    return problems
 
 
 def main() -> int:
@@ -106,7 +114,7 @@ def main() -> int:
                             if slow is not None:
                                 slow.close()
                         problems += [
-                            f"{service.name} {condition}: {p}" for p in verify(setup, result)
+                            f"{service.name} {condition}: {p}" for p in verify(setup, env, result)
                         ]
                         results[(service.name, condition)].append(result)
                         health[(service.name, condition)].extend(timings)
@@ -162,7 +170,7 @@ def main() -> int:
     if problems:
         print("\nDURABILITY PROBLEMS:\n  " + "\n  ".join(problems))
         return 1
-    print("\nEvery task answered 2xx was a row of its database after its run.")
+    print("\nEvery task answered 2xx was a row of its database and a message on its broker.")
     return 0
 
 
