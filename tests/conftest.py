@@ -26,6 +26,45 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 EXAMPLE_DATA = EXAMPLES / "data"
 EXAMPLE_EVENT = EXAMPLES / "event.json"
+#: the sample Notifications delivery; the reference folder lies beside the checkout
+#: (shared/ next to the repository)
+DELIVERED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "delivered-event.json"
+
+
+def delivered_event() -> dict[str, Any]:
+    """The sample Pacifica Notifications delivery, or an equivalent when it is absent."""
+    if DELIVERED.is_file():
+        document: dict[str, Any] = json.loads(DELIVERED.read_text(encoding="utf-8"))
+        return document
+    return {
+        "cloudEventsVersion": "0.1",
+        "eventType": "org.pacifica.metadata.ingest",
+        "source": "http://metadata.pacifica.org/transactions?_id=1008",
+        "eventID": "metadata.ingest.1008",
+        "eventTime": "2026-11-27T23:24:42",
+        "extensions": {},
+        "contentType": "application/json",
+        "data": [
+            {"destinationTable": "Transactions.submitter", "value": 10},
+            {"destinationTable": "Transactions.project", "value": "1234a"},
+            {"destinationTable": "Transactions.instrument", "value": 54},
+            {"destinationTable": "TransactionKeyValue", "key": "proxymod.task", "value": "advance"},
+            {"destinationTable": "TransactionKeyValue", "key": "proxymod.version", "value": "1"},
+            {
+                "_id": 1016,
+                "ctime": "2026-11-27T23:24:41",
+                "destinationTable": "Files",
+                "hashsum": "fe88bc079377c8db858f1b666061a5d545286f14",
+                "hashtype": "sha1",
+                "mimetype": "text/x-python",
+                "mtime": "2026-11-27T23:24:41",
+                "name": "model.py",
+                "size": 42,
+                "subdir": "models",
+            },
+            {"destinationTable": "Transactions._id", "value": 1008},
+        ],
+    }
 
 
 def database_url(tmp_path: Path) -> str:

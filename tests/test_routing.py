@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import DELIVERED
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonpath2.path import Path as JSONPath
@@ -19,8 +20,6 @@ from pacifica.dispatcher_proxymod.errors import SettingsError
 from pacifica.dispatcher_proxymod.events import Event, parse_http
 from pacifica.dispatcher_proxymod.settings import Settings, load_settings
 
-# the reference folder lies beside the checkout (shared/ next to the repository)
-DELIVERED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "delivered-event.json"
 STOCK_SOURCE = "http://metadata.pacifica.org/transactions?_id=1101"
 FIXTURE_SOURCE = "/pacifica/metadata/ingest"
 DEFAULTS = Settings()

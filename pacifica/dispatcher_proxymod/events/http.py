@@ -1,0 +1,79 @@
+"""One HTTP request (headers, body) -> one :class:`Event`: which reader the request needs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..errors import InvalidEvent
+from .checks import REQUIRED_ATTRIBUTES
+from .event import Event
+from .jsontext import json_type, load_json
+from .legacy import parse_legacy
+from .sdk import STRUCTURED_JSON, parse_binary, parse_structured
+
+
+def parse_http(headers: Mapping[str, str], body: bytes) -> Event:
+    """Turn one HTTP request (headers, body) into an :class:`Event`.
+
+    Header names are compared case-insensitively. Raises :class:`InvalidEvent` listing
+    every problem when the request is not a CloudEvent; never raises anything else.
+    """
+    lowered = _lower_headers(headers)
+    media_type = lowered.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type.startswith("application/cloudevents-batch"):
+        raise InvalidEvent("batched CloudEvents (application/cloudevents-batch) are not supported")
+    if media_type.startswith("application/cloudevents"):
+        if media_type != STRUCTURED_JSON:
+            raise InvalidEvent(f"unsupported structured event format {media_type!r}")
+        return _check_attributes(_parse_document(body))
+    if any(name.startswith("ce-") for name in lowered):
+        return _check_attributes(parse_binary(lowered, body))
+    return _check_attributes(_parse_document(body))
+
+
+def _check_attributes(event: Event) -> Event:
+    """Refuse control characters in the string attributes (the CloudEvents type system)."""
+    problems = [
+        f"{name} contains a control character"
+        for name, value in (
+            ("id", event.id),
+            ("source", event.source),
+            ("type", event.type),
+            ("time", event.time),
+        )
+        if value is not None and any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value)
+    ]
+    if problems:
+        raise InvalidEvent(problems)
+    return event
+
+
+def _lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    lowered: dict[str, str] = {}
+    try:
+        items = list(headers.items())
+    except Exception as exc:  # an odd mapping must not escape as another exception
+        raise InvalidEvent(f"unreadable headers: {exc}") from None
+    for name, value in items:
+        if isinstance(name, str) and isinstance(value, str):
+            lowered[name.strip().lower()] = value
+    return lowered
+
+
+def _parse_document(body: bytes) -> Event:
+    """A JSON body that carries the whole event (0.1, or 1.0/0.3 structured)."""
+    problems: list[str] = []
+    document = load_json(body, problems)
+    if problems:
+        raise InvalidEvent(problems)
+    if not isinstance(document, dict):
+        raise InvalidEvent(f"the body is a JSON {json_type(document)}, not an object")
+    if "specversion" in document:
+        return parse_structured(document, body)
+    if any(name in document for name in ("cloudEventsVersion", "eventID", "eventType")):
+        return parse_legacy(document)
+    problems.append("no specversion (CloudEvents 0.3/1.0) or cloudEventsVersion (CloudEvents 0.1)")
+    for name in REQUIRED_ATTRIBUTES:
+        if name not in document:
+            problems.append(f"missing required attribute {name}")
+    raise InvalidEvent(problems)

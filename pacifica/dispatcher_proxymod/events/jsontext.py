@@ -1,0 +1,127 @@
+"""Strict JSON for untrusted bodies, and the short renderings problem messages use."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterator
+from typing import Any, Final
+
+#: Deepest JSON nesting accepted; Pacifica events are three levels deep. The limit keeps
+#: every later step (serialising, matching) far from Python's recursion limit.
+MAX_JSON_DEPTH: Final = 64
+
+#: A JSON escape of a UTF-16 surrogate: the only way JSON read from UTF-8 can hold one.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+class _BadNumber(ValueError):
+    """A JSON number Python cannot keep exactly or serialise again."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise _BadNumber(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _BadNumber(f"number {text[:40]} is out of range")
+    return value
+
+
+def load_json(body: str | bytes, problems: list[str], what: str = "body") -> Any:
+    """Strict JSON: UTF-8 only, no NaN/Infinity, no overflowing numbers, bounded depth."""
+    if isinstance(body, bytes | bytearray):
+        try:
+            text = bytes(body).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(f"{what} is not valid UTF-8 (byte {exc.start})")
+            return None
+    else:
+        text = body
+    if not text.strip():
+        problems.append(f"{what} is empty")
+        return None
+    try:
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except _BadNumber as exc:
+        problems.append(f"{what} is not valid JSON: {exc}")
+        return None
+    except RecursionError:
+        problems.append(f"{what} is JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        return None
+    except ValueError as exc:  # JSONDecodeError, and ints beyond Python's digit limit
+        problems.append(f"{what} is not valid JSON: {exc}")
+        return None
+    # the walks over the parsed value only where the text says they can find something
+    brackets = text.count("[") + text.count("{")
+    if brackets > MAX_JSON_DEPTH and _depth_exceeds(value, MAX_JSON_DEPTH):
+        problems.append(f"{what} is JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        return None
+    if isinstance(body, str) or _SURROGATE_ESCAPE.search(text):
+        for path in _unencodable_strings(value):
+            problems.append(f"{what} holds a string with an unpaired surrogate at {path}")
+            return None
+    return value
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """True when ``value`` nests lists/objects deeper than ``limit`` (no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _unencodable_strings(value: Any) -> Iterator[str]:
+    """Paths of strings (keys or values) that cannot be written as UTF-8."""
+    stack: list[tuple[Any, str]] = [(value, "$")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if not is_utf8_safe(item):
+                yield path
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if not is_utf8_safe(key):
+                    yield path
+                stack.append((child, f"{path}.{key[:40]}"))
+        elif isinstance(item, list):
+            stack.extend((child, f"{path}[{index}]") for index, child in enumerate(item))
+
+
+def is_utf8_safe(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object" if isinstance(value, dict) else type(value).__name__
+
+
+def show(value: Any) -> str:
+    """A short, safe rendering of an untrusted value for a problem message."""
+    if isinstance(value, str):
+        text = value if len(value) <= 60 else value[:57] + "..."
+        return repr(text)
+    return f"a JSON {json_type(value)}"
