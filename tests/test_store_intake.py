@@ -383,3 +383,40 @@ def test_the_writer_reconnects_after_losing_its_connection(
             pytest.skip("a SQLite connection cannot be lost")
     two = intake.record(store.new_task(_event(example_event, "two"), TaskStatus.ACCEPTED))
     assert two.created and intake.stats.failed == 0
+
+
+def test_a_slow_statement_is_cut_off_and_not_repeated(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    intake = Intake(statement_timeout=0.5)
+    try:
+        assert intake.record(store.new_task(_event(example_event, "warm"), TaskStatus.ACCEPTED))
+        event = _event(example_event, "stuck")
+        database = store.database_proxy.obj
+        with store.connection(), database.atomic() as transaction:
+            store.Task.insert(**store.new_task(event, TaskStatus.ACCEPTED).columns()).execute()
+            stuck = _Caller(intake, store.new_task(event, TaskStatus.ACCEPTED))
+            with pytest.raises(peewee.OperationalError):  # web: 503
+                stuck.outcome()
+            transaction.rollback()
+        assert intake.stats.statements == 2  # the kept connection was not blamed
+        assert intake.record(store.new_task(event, TaskStatus.ACCEPTED)).created
+    finally:
+        assert intake.close(DEADLINE)
+
+
+def test_the_settings_size_the_intake(open_store: Settings, example_event: dict[str, Any]) -> None:
+    settings = open_store.with_changes(
+        intake_queue=1, intake_wait_seconds=0.1, statement_timeout_seconds=DEADLINE
+    )
+    intake = Intake.from_settings(settings)
+    try:
+        with _writer_held(intake, _event(example_event, "held")):
+            row = store.new_task(_event(example_event, "late"), TaskStatus.ACCEPTED)
+            with pytest.raises(IntakeTimeout) as late:  # the settings' wait
+                intake.record(row)
+            assert late.value.waited == 0.1
+            with pytest.raises(IntakeFull):  # the late row still holds the one place
+                intake.record(store.new_task(_event(example_event, "x"), TaskStatus.ACCEPTED))
+    finally:
+        assert intake.close(DEADLINE)

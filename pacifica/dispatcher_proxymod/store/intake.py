@@ -29,10 +29,11 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import peewee
 
+from ..settings import Settings
 from ..states import TaskStatus
 from .db import database_proxy
 from .lifecycle import NewTask, Recorded
@@ -45,6 +46,19 @@ BATCH_ROWS = 128
 #: Most characters of event JSON in one statement beyond its first row (MariaDB refuses a
 #: statement over ``max_allowed_packet``, 16 MiB by default); a larger event goes alone.
 BATCH_CHARS = 2 * 1024 * 1024
+#: The columns of an inserted row, in the statement's order (every one given, so a row's
+#: values are the same list whatever PeeWee's defaults).
+_FIELDS: tuple[Any, ...] = (
+    *(Task._meta.fields[name] for name in NewTask.__dataclass_fields__),
+    Task.models_json,
+    Task.attempts,
+)
+
+
+def _values(row: NewTask) -> tuple[Any, ...]:
+    return (*row.columns().values(), Task.models_json.default, Task.attempts.default)
+
+
 #: Errors of the connection rather than of a row: every caller of the batch gets them.
 CONNECTION_ERRORS = (peewee.OperationalError, peewee.InterfaceError)
 
@@ -92,23 +106,31 @@ class IntakeStats:
     largest: int  #: most rows in one batch
 
 
+class _Written(NamedTuple):
+    """A row of this batch is the event's task (its caller builds the ``Task``, off the
+    writer's thread)."""
+
+    row: NewTask  #: the batch's first row of the event
+    created: bool  #: whether it is the caller's own row
+
+
+#: What the writer hands back for one row.
+_Outcome = Recorded | _Written | BaseException
+
+
 class _Pending:
     """One caller's row and, once written, its outcome (``done`` is released then)."""
 
-    __slots__ = ("done", "error", "result", "row")
+    __slots__ = ("done", "outcome", "row")
 
     def __init__(self, row: NewTask) -> None:
         self.row = row
-        self.result: Recorded | None = None
-        self.error: BaseException | None = None
+        self.outcome: _Outcome | None = None
         self.done = threading.Lock()
         self.done.acquire()  # the cheapest wake-up CPython has: a released lock
 
-    def finish(self, outcome: Recorded | BaseException) -> None:
-        if isinstance(outcome, Recorded):
-            self.result = outcome
-        else:
-            self.error = outcome
+    def finish(self, outcome: _Outcome) -> None:
+        self.outcome = outcome
         self.done.release()
 
 
@@ -142,8 +164,21 @@ class Intake:
         self._wake = threading.Condition(self._lock)
         self._closing = False
         self._counts = dict.fromkeys(IntakeStats.__dataclass_fields__, 0)
+        self._texts: dict[int, str] = {}  # the INSERT's text by number of rows
         self._thread = threading.Thread(target=self._run, name="store-intake", daemon=True)
         self._thread.start()
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, on_committed: Callable[[list[str]], None] | None = None
+    ) -> Intake:
+        """The intake of the store's open database, sized by ``settings``."""
+        return cls(
+            queue_limit=settings.intake_queue,
+            wait_seconds=settings.intake_wait_seconds,
+            statement_timeout=settings.statement_timeout_seconds,
+            on_committed=on_committed,
+        )
 
     # ----------------------------------------------------------------------- callers
 
@@ -164,10 +199,13 @@ class Intake:
         waited = self._wait if timeout is None else timeout
         if not pending.done.acquire(timeout=max(0.0, waited)):
             raise IntakeTimeout(row.id, waited)
-        if pending.error is not None:
-            raise pending.error
-        assert pending.result is not None
-        return pending.result
+        outcome = pending.outcome
+        if isinstance(outcome, _Written):
+            return Recorded(Task(**outcome.row.columns()), outcome.created)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        assert outcome is not None
+        return outcome
 
     @property
     def queued(self) -> int:
@@ -197,7 +235,7 @@ class Intake:
                 except Exception as exc:  # a bug here must not leave callers waiting
                     log.exception("the intake writer failed on a batch")
                     for pending in batch:
-                        if pending.done.locked() and pending.result is None:
+                        if pending.outcome is None:
                             pending.finish(exc)
         finally:
             with suppress(Exception):
@@ -223,7 +261,7 @@ class Intake:
         counts = self._counts
         counts["rows"] += len(batch)
         counts["largest"] = max(counts["largest"], len(batch))
-        outcomes: Sequence[Recorded | BaseException]
+        outcomes: Sequence[_Outcome]
         try:
             outcomes = self._attempt([p.row for p in batch])
         except CONNECTION_ERRORS as exc:
@@ -236,12 +274,12 @@ class Intake:
                 outcomes = [self._alone(pending.row) for pending in batch]
         publish: list[str] = []
         for pending, outcome in zip(batch, outcomes, strict=True):
-            if not isinstance(outcome, Recorded):
+            if isinstance(outcome, BaseException):
                 counts["failed"] += 1
             elif outcome.created:
                 counts["created"] += 1
-                if outcome.task.status == TaskStatus.ACCEPTED.value:
-                    publish.append(outcome.task.id)
+                if pending.row.status == TaskStatus.ACCEPTED.value:
+                    publish.append(pending.row.id)
             else:
                 counts["duplicates"] += 1
             pending.finish(outcome)
@@ -251,13 +289,13 @@ class Intake:
             except Exception:  # the rows are committed: recovery publishes them
                 log.exception("on_committed failed for %d task(s)", len(publish))
 
-    def _alone(self, row: NewTask) -> Recorded | BaseException:
+    def _alone(self, row: NewTask) -> _Outcome:
         try:
             return self._attempt([row])[0]
         except Exception as exc:
             return exc
 
-    def _attempt(self, rows: list[NewTask]) -> list[Recorded | BaseException]:
+    def _attempt(self, rows: list[NewTask]) -> list[_Outcome]:
         """Insert ``rows``; once more on a fresh connection if a kept one turned out dead."""
         fresh = self._connect()
         try:
@@ -274,39 +312,57 @@ class Intake:
             self._disconnect()
             raise
 
-    def _insert(self, rows: list[NewTask]) -> list[Recorded | BaseException]:
+    def _insert(self, rows: list[NewTask]) -> list[_Outcome]:
         """One statement for the batch; the earlier rows of its duplicates read after."""
         self._counts["statements"] += 1
         first: dict[str, NewTask] = {}
         for row in rows:  # a second row of an event in the same batch is a duplicate
             first.setdefault(row.event_key, row)
-        query = Task.insert_many([row.columns() for row in first.values()])
+        database: Any = self._db
+        cursor = database.execute_sql(*self._statement(list(first.values())))
+        stored: dict[str, str] = {key: task_id for task_id, key in cursor.fetchall()}
+        earlier: dict[str, Task] = {}
+        others = [key for key, row in first.items() if stored.get(key) != row.id]
+        if others:
+            found: Any = Task.select().where(Task.event_key.in_(others)).execute(self._db)
+            earlier = {task.event_key: task for task in found}
+        outcomes: list[_Outcome] = []
+        for row in rows:
+            leader = first[row.event_key]
+            task = earlier.get(row.event_key)
+            if task is None and stored.get(row.event_key) == leader.id:
+                outcomes.append(_Written(leader, row is leader))
+            elif task is None:  # deleted in between: as if never received
+                outcomes.append(peewee.DoesNotExist(f"the task of event {row.event_key} vanished"))
+            else:  # a committed retry of our own statement has our id
+                outcomes.append(Recorded(task, row is leader and task.id == leader.id))
+        return outcomes
+
+    def _statement(self, rows: list[NewTask]) -> tuple[str, list[Any]]:
+        """The multi-row INSERT of ``rows`` as PeeWee builds it from the model, its text kept
+        per number of rows: the values are converted by the same fields (``db_value``), and a
+        text is kept only once its values were seen to be PeeWee's own."""
+        values = [
+            field.db_value(value)
+            for row in rows
+            for field, value in zip(_FIELDS, _values(row), strict=True)
+        ]
+        text = self._texts.get(len(rows))
+        if text is not None:
+            return text, values
+        query = Task.insert_many([_values(row) for row in rows], fields=_FIELDS)
         if isinstance(self._db, peewee.MySQLDatabase):
             # MariaDB: never INSERT IGNORE, which would store a bad value truncated; a
             # duplicate's RETURNING gives the earlier row's id
             query = query.on_conflict(update={Task.id: Task.id})
         else:
             query = query.on_conflict(conflict_target=[Task.event_key], action="NOTHING")
-        cursor: Any = query.returning(Task.id, Task.event_key).tuples().execute(self._db)
-        stored: dict[str, str] = {key: task_id for task_id, key in cursor}
-        earlier: dict[str, Task] = {}
-        others = [key for key, row in first.items() if stored.get(key) != row.id]
-        if others:
-            found: Any = Task.select().where(Task.event_key.in_(others)).execute(self._db)
-            earlier = {task.event_key: task for task in found}
-        outcomes: list[Recorded | BaseException] = []
-        for row in rows:
-            leader = first[row.event_key]
-            task = earlier.get(row.event_key)
-            if task is None and stored.get(row.event_key) == leader.id:
-                outcomes.append(Recorded(Task(**leader.columns()), row is leader))
-            elif task is None:  # deleted in between: as if never received
-                outcomes.append(
-                    peewee.DoesNotExist(f"the task of event key {row.event_key} vanished")
-                )
-            else:  # a committed retry of our own statement has our id
-                outcomes.append(Recorded(task, row is leader and task.id == leader.id))
-        return outcomes
+        query = query.returning(Task.id, Task.event_key)
+        context: Any = self._db.get_sql_context()
+        text, params = context.sql(query).query()
+        if params == values:
+            self._texts[len(rows)] = text
+        return text, params
 
     def _connect(self) -> bool:
         """Open the writer's connection with its statement timeout; True if it is new."""
@@ -335,10 +391,12 @@ class Intake:
 
 
 def _timed_out(exc: BaseException) -> bool:
-    """Whether ``exc`` is the statement timeout (not worth repeating the statement)."""
+    """Whether ``exc`` is a statement timeout or lock wait (not worth repeating at once)."""
     cause = exc.__cause__ or exc.__context__
-    code = getattr(cause, "pgcode", None)
-    if code == "57014":  # query_canceled
+    if getattr(cause, "pgcode", None) in ("57014", "55P03"):  # query canceled, lock timeout
+        return True
+    if (getattr(cause, "sqlite_errorcode", 0) or 0) & 0xFF in (5, 6):  # SQLITE_BUSY, _LOCKED
         return True
     args: tuple[Any, ...] = getattr(cause, "args", ())
-    return bool(args) and args[0] in (1969, 3024)  # MariaDB, MySQL: statement time exceeded
+    # MariaDB statement time exceeded, lock wait timeout; MySQL's execution time exceeded
+    return bool(args) and args[0] in (1969, 1205, 3024)
