@@ -1,8 +1,9 @@
 """The CherryPy application: the tree of resources, its config, the WSGI entry points.
 
-Each path is one exposed method of a resource object (one module per concern: ``receive``,
-``tasks``, ``control``, ``logs``, ``service``); the root only mounts them. No business logic
-lives in ``web``.
+Each path is one exposed method of a resource object (one module per concern: ``tasks``,
+``control``, ``logs``, ``service``); the root only mounts them. ``POST /receive`` is served in
+front of CherryPy by the WSGI fast path (fastpath.py, receive.py). No business logic lives in
+``web``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..routing import subscription_expression
 from ..settings import Settings
 from .control import TaskControl
 from .errors import JsonErrorsRequest, json_error_page
+from .fastpath import FastPathApplication, ReceiveEndpoint
 from .logs import LogReads
 from .metrics import WebMetrics
 from .receive import Receiver
@@ -35,7 +37,8 @@ class Api:
         self.status = reads.status
         self.get = reads.get
         self.logs = LogReads(settings).logs
-        self.receive = Receiver(settings, celery_app).receive
+        # POST /receive: served by the fast path in front of the tree (create_app)
+        self.receiver = Receiver(settings, celery_app)
         control = TaskControl(settings, celery_app)
         self.retry = control.retry
         self.cancel = control.cancel
@@ -82,13 +85,15 @@ def app_config(settings: Settings, api: Api | None = None) -> dict[str, dict[str
     }
 
 
-def create_app(settings: Settings, celery_app: Celery) -> cherrypy.Application:
-    """The WSGI application; opens the task store (and creates its table) first."""
+def create_app(settings: Settings, celery_app: Celery) -> FastPathApplication:
+    """The WSGI application (a CherryPy application with ``POST /receive`` served in front of
+    it); opens the task store (and creates its table) first."""
     subscription_expression(settings)  # a bad DISPATCHER_ACCEPTED_SOURCES fails now, not later
     store.open_database(settings)
     api = Api(settings, celery_app)
-    app = cherrypy.Application(api, "", app_config(settings, api))
+    app = FastPathApplication(api, "", app_config(settings, api))
     app.request_class = JsonErrorsRequest
+    app.receive_endpoint = ReceiveEndpoint(settings, api.receiver, api.web_metrics, app.log)
     return app
 
 

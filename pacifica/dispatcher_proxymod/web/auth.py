@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import hmac
+from collections.abc import Mapping
+from typing import Any
 
 import cherrypy
 
@@ -15,12 +17,12 @@ from ..settings import Settings
 from .errors import error
 
 
-def authenticate(settings: Settings) -> bytes | None:
-    """None when the request may go on; else the 401 answer with its challenge."""
+def challenge(settings: Settings, authorization: str) -> str | None:
+    """None when the ``Authorization`` header value lets the request in; else the
+    ``WWW-Authenticate`` challenge to answer 401 with (any framework: the header is a string)."""
     if settings.auth == "none":
         return None
-    header = cherrypy.request.headers.get("Authorization", "")
-    scheme, _, credentials = header.partition(" ")
+    scheme, _, credentials = authorization.partition(" ")
     token = (settings.auth_token or "").encode()
     if (
         settings.auth == "bearer"
@@ -37,10 +39,27 @@ def authenticate(settings: Settings) -> bytes | None:
         pass_ok = hmac.compare_digest(password.encode(), (settings.auth_password or "").encode())
         if user_ok and pass_ok:
             return None
-    challenge = "Bearer" if settings.auth == "bearer" else 'Basic realm="dispatcher"'
-    cherrypy.response.headers["WWW-Authenticate"] = challenge
-    path = cherrypy.request.path_info
-    return error(401, "Unauthorized", f"{path} needs {settings.auth} credentials")
+    return "Bearer" if settings.auth == "bearer" else 'Basic realm="dispatcher"'
+
+
+def refusal(settings: Settings, path: str) -> str:
+    """The message of the 401 answer for ``path``."""
+    return f"{path} needs {settings.auth} credentials"
+
+
+def authenticate(settings: Settings) -> bytes | None:
+    """None when the CherryPy request may go on; else the 401 answer with its challenge."""
+    asked = challenge(settings, cherrypy.request.headers.get("Authorization", ""))
+    if asked is None:
+        return None
+    cherrypy.response.headers["WWW-Authenticate"] = asked
+    return error(401, "Unauthorized", refusal(settings, cherrypy.request.path_info))
+
+
+def authenticate_environ(settings: Settings, environ: Mapping[str, Any]) -> str | None:
+    """:func:`authenticate` for a WSGI request: None, or the challenge of its 401 answer."""
+    header = environ.get("HTTP_AUTHORIZATION", environ.get("HTTP_CGI_AUTHORIZATION", ""))
+    return challenge(settings, header if isinstance(header, str) else "")
 
 
 def requester(settings: Settings) -> str:

@@ -6,8 +6,23 @@ import json
 from typing import Any, ClassVar
 
 import cherrypy
+import orjson
 
 JSON = "application/json"
+
+
+def encode(payload: Any) -> bytes:
+    """``payload`` as JSON bytes (orjson; the standard library for what orjson refuses: a
+    string with a lone surrogate, an integer beyond 64 bits)."""
+    try:
+        return orjson.dumps(payload)
+    except TypeError:
+        return json.dumps(payload).encode("utf-8")
+
+
+def error_document(error: str, message: str, **extra: Any) -> bytes:
+    """The body of a JSON error answer: ``{"error": ..., "message": ..., **extra}``."""
+    return encode({"error": error, "message": message, **extra})
 
 
 def json_body(payload: Any) -> bytes:

@@ -8,16 +8,19 @@ instead: the worker finds the same problems, ends it ``422`` and uploads its rep
 upload (proxymod/answer.py); the web process never talks to Pacifica itself. Only a body that
 is no CloudEvent gets 400, a body over the limit 413, a missing or wrong credential 401, and a
 database that cannot record the event 503.
+
+:class:`Receiver` holds what happens to a body once it arrived, free of any HTTP framework; the
+HTTP side (method, credentials, limits, reading the body, metrics, the access log) is the WSGI
+fast path in front of the CherryPy application (fastpath.py).
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import logging
-import threading
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
 
-import cherrypy
 import peewee
 from celery import Celery
 
@@ -30,51 +33,56 @@ from ..queue import publish
 from ..routing import ROUTE_NAME, asks_for_proxymod, quick_mismatch
 from ..settings import Settings
 from ..states import TaskStatus
-from .auth import authenticate
-from .errors import error, json_body
+from .errors import encode, error_document
 
 log = logging.getLogger(__name__)
 
 #: Bodies larger than this are parsed one at a time, to bound the web process's memory.
 LARGE_BODY_BYTES = 256 * 1024
 
+#: Seconds a client should wait before sending again when the store cannot record now.
+RETRY_AFTER = "5"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer: status code, JSON body, extra headers."""
+
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def failure(status: int, error: str, message: str, **extra: object) -> Answer:
+    """A JSON error answer (``{"error", "message", **extra}``)."""
+    return Answer(status, error_document(error, message, **extra))
+
+
+def invalid(problems: list[str], message: str) -> Answer:
+    """400 for a body that is no CloudEvent (or that the store cannot keep)."""
+    return failure(400, "InvalidEvent", message, problems=problems)
+
+
+def unavailable() -> Answer:
+    """503 with ``Retry-After``: the store cannot record events now."""
+    body = error_document("DatabaseUnavailable", "the task store cannot record events now")
+    return Answer(503, body, (("Retry-After", RETRY_AFTER),))
+
 
 class Receiver:
-    """``POST /receive``."""
+    """What ``POST /receive`` does with a body that arrived within the limits."""
 
     def __init__(self, settings: Settings, celery_app: Celery) -> None:
         self.settings = settings
         self.celery_app = celery_app
-        self._large_bodies = threading.Lock()
 
-    @cherrypy.expose
-    def receive(self) -> bytes:
-        """``POST /receive``: record a CloudEvent as a task and queue it."""
-        request = cherrypy.request
-        if request.method != "POST":
-            cherrypy.response.headers["Allow"] = "POST"
-            return error(405, "MethodNotAllowed", "POST a CloudEvent to /receive")
-        denied = authenticate(self.settings)
-        if denied is not None:
-            return denied
-        header = request.headers.get("Content-Length", "")
-        length = int(header) if header.isdigit() else None  # unknown: treated as large
-        if length is not None and length > self.settings.max_body_bytes:
-            return error(
-                413, "PayloadTooLarge", f"the body is over {self.settings.max_body_bytes} bytes"
-            )
-        large = length is None or length > LARGE_BODY_BYTES
-        # a parsed event takes several times its body in memory: large ones go one at a time
-        with self._large_bodies if large else contextlib.nullcontext():
-            return self._receive(request)
-
-    def _receive(self, request: Any) -> bytes:
-        body = request.body.read()
+    def receive(self, headers: Mapping[str, str], body: bytes) -> Answer:
+        """Parse, check, record and queue one event; the answer to send."""
         log.debug("a body of %d bytes (its content is never logged)", len(body))
         try:
-            event = parse_http(dict(request.headers), body)
+            event = parse_http(headers, body)
         except InvalidEvent as exc:
-            return error(400, "InvalidEvent", str(exc), problems=exc.problems)
+            return invalid(exc.problems, str(exc))
         del body
         # the cheap checks here; the worker runs the full jsonpath2 match before any work
         reasons = quick_mismatch(event, self.settings)
@@ -93,11 +101,10 @@ class Receiver:
                 recorded = store.record_event(event, TaskStatus.ACCEPTED, route=route)
         except (peewee.DataError, ValueError) as exc:  # e.g. NUL or too long for PostgreSQL
             problem = f"the task store cannot keep this event: {str(exc).strip()}"
-            return error(400, "InvalidEvent", problem, problems=[problem])
+            return invalid([problem], problem)
         except peewee.PeeweeException as exc:
             log.error("could not record event %s from %s: %s", event.id, event.source, exc)
-            cherrypy.response.headers["Retry-After"] = "5"
-            return error(503, "DatabaseUnavailable", "the task store cannot record events now")
+            return unavailable()
         task = recorded.task
         with task_context(task.id, event.id):
             if recorded.created and (answered or not reasons):
@@ -107,11 +114,23 @@ class Receiver:
                 log.info("task %s rejected: %s", task.id, "; ".join(reasons))
             else:
                 log.info("task %s: repeated delivery, not run again", task.id)
-        cherrypy.response.status = 202 if recorded.created else 200
-        cherrypy.response.headers["Location"] = f"/get/{task.id}"
-        return json_body(
-            {"taskID": task.id, "status": task.status, "duplicate": not recorded.created}
-        )
+        return accepted(task.id, task.status, recorded.created)
+
+
+def accepted(task_id: str, status: str, created: bool) -> Answer:
+    """202 for a new task, 200 with the first task's id for a repeated delivery."""
+    body = _ACCEPTED_SHAPE % (encode(task_id), _encoded_status(status), _DUPLICATE[not created])
+    return Answer(202 if created else 200, body, (("Location", f"/get/{task_id}"),))
+
+
+#: The answer to an event recorded, pre-encoded: ``{"taskID", "status", "duplicate"}``.
+_ACCEPTED_SHAPE = b'{"taskID":%s,"status":%s,"duplicate":%s}'
+_DUPLICATE = {True: b"true", False: b"false"}
+
+
+@functools.lru_cache(maxsize=64)
+def _encoded_status(status: str) -> bytes:
+    return encode(status)
 
 
 def _answerable(event: Event, settings: Settings) -> bool:
