@@ -6,7 +6,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from benchkit import median, print_table, summarize_profile, summarize_self
+from benchkit import median, print_table, summarize_profile, summarize_self, summarize_threads
 
 CEILING = "ceiling"
 #: Frames worth showing from a profile (the rest is the servers' plumbing).
@@ -71,6 +71,9 @@ def print_profiles(profiles: dict[str, Path]) -> None:
         for frame, share in summarize_profile(profile, top=60):
             if share >= 1.0 and any(word in frame for word in INTERESTING):
                 print(f"  {share:5.1f}%  {frame}")
+        print(f"# {name}: share of each thread")
+        for thread, share in summarize_threads(profile):
+            print(f"  {share:5.1f}%  {thread}")
         print(f"# {name}: exclusive share (the frame on top of the stack)")
         for frame, share in summarize_self(profile, top=25):
             print(f"  {share:5.1f}%  {frame}")

@@ -26,7 +26,14 @@ from .base import (
     print_table,
     ratio,
 )
-from .cpu import PY_SPY, CpuMeter, start_py_spy, summarize_profile, summarize_self
+from .cpu import (
+    PY_SPY,
+    CpuMeter,
+    start_py_spy,
+    summarize_profile,
+    summarize_self,
+    summarize_threads,
+)
 from .load import (
     EVENT_ID_PLACEHOLDER,
     WRK_ID_LENGTH,
@@ -127,6 +134,7 @@ __all__ = [
     "start_worker",
     "summarize_profile",
     "summarize_self",
+    "summarize_threads",
     "task_ids",
     "task_rows",
     "wait_http",

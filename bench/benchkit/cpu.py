@@ -111,7 +111,7 @@ def start_py_spy(pid: int, seconds: float, output: Path, wall: bool = False) -> 
         raise BenchError(f"--profile needs py-spy: {ROOT / '.venv/bin/pip'} install py-spy==0.4.1")
     command = [PY_SPY, "record", "--nonblocking", "-r", "100", "-f", "raw", "-o", str(output)]
     command += ["-d", str(max(1, int(seconds))), "-p", str(pid)]
-    command += ["--idle", "--subprocesses"] if wall else ["--gil"]
+    command += ["--idle", "--subprocesses"] if wall else ["--gil", "--threads"]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -137,6 +137,8 @@ def summarize_profile(
             continue
         seen: set[str] = set()
         for frame in stack.split(";"):
+            if frame.startswith(("thread (", "process ")):
+                continue
             key = re.sub(r":\d+\)$", ")", frame)
             if key not in seen:
                 seen.add(key)
@@ -158,4 +160,23 @@ def summarize_self(path: Path, top: int = 20) -> list[tuple[str, float]]:
         leaf = re.sub(r":\d+\)$", ")", stack.split(";")[-1])
         totals[leaf] = totals.get(leaf, 0) + count
     ranked = sorted(totals.items(), key=lambda item: -item[1])[:top]
+    return [(name, 100.0 * count / samples) for name, count in ranked] if samples else []
+
+
+def summarize_threads(path: Path) -> list[tuple[str, float]]:
+    """Each thread's share of the samples (py-spy ``--threads``), numbered names merged
+    (``waitress-0``, ``waitress-1``, ... count as ``waitress-N``)."""
+    totals: dict[str, int] = {}
+    samples = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        count = int(count_text)
+        samples += count
+        root = stack.split(";", 1)[0]
+        name = root.split(": ", 1)[1] if root.startswith("thread (") and ": " in root else "?"
+        name = re.sub(r"\d+", "N", name)
+        totals[name] = totals.get(name, 0) + count
+    ranked = sorted(totals.items(), key=lambda item: -item[1])
     return [(name, 100.0 * count / samples) for name, count in ranked] if samples else []
