@@ -1,4 +1,5 @@
-"""The store's group commit on the database under test (SQLite, PostgreSQL or MariaDB).
+"""The store's group commit (store.intake, store.batch) on the database under test (SQLite,
+PostgreSQL or MariaDB).
 
 To see rows share a statement without racing the clock, the tests stop the writer in its
 first statement: another transaction holds an uncommitted row of that statement's event (on
@@ -95,9 +96,14 @@ def published() -> list[str]:
     return []
 
 
-@pytest.fixture
-def intake(open_store: Settings, published: list[str]) -> Iterator[Intake]:
-    writer = Intake(statement_timeout=DEADLINE, on_committed=published.extend)
+@pytest.fixture(params=[None, False], ids=["returning", "select"])
+def intake(
+    open_store: Settings, published: list[str], request: pytest.FixtureRequest
+) -> Iterator[Intake]:
+    """An intake whose INSERT returns its rows, and one that reads them back (as on MySQL)."""
+    writer = Intake(
+        statement_timeout=DEADLINE, on_committed=published.extend, returning=request.param
+    )
     yield writer
     assert writer.close(DEADLINE)
 
@@ -130,7 +136,7 @@ def test_a_lone_row_is_committed_at_once(intake: Intake, example_event: dict[str
     assert _stored_ids()[row.event_key] == row.id  # visible to another connection: committed
     # no timer waits for company: one statement per row, and far under any batch window
     assert intake.stats.statements == 2 and intake.stats.largest == 1
-    assert elapsed < 2.0
+    assert elapsed < 5.0
 
 
 def test_rows_arriving_together_share_one_statement(

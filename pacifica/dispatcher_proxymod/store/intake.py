@@ -4,8 +4,9 @@ One writer thread owns a connection and a bounded queue. :meth:`Intake.record` p
 the queue and waits until the statement that holds it has committed. The writer takes
 everything waiting (at most :data:`BATCH_ROWS` rows, :data:`BATCH_CHARS` characters of event
 JSON) and runs one autocommitted multi-row ``INSERT`` with the dialect's conflict clause on
-``event_key`` and ``RETURNING id, event_key``. There is no timer: a lone request is written at
-once; under load the rows that arrived while the previous statement ran form the next one.
+``event_key`` and ``RETURNING id, event_key`` (:mod:`.batch`). There is no timer: a lone
+request is written at once; under load the rows that arrived while the previous statement ran
+form the next one.
 
 Errors (the tree)::
 
@@ -35,6 +36,7 @@ import peewee
 
 from ..settings import Settings
 from ..states import TaskStatus
+from .batch import BatchInsert, timed_out
 from .db import database_proxy
 from .lifecycle import NewTask, Recorded
 from .models import Task
@@ -46,19 +48,6 @@ BATCH_ROWS = 128
 #: Most characters of event JSON in one statement beyond its first row (MariaDB refuses a
 #: statement over ``max_allowed_packet``, 16 MiB by default); a larger event goes alone.
 BATCH_CHARS = 2 * 1024 * 1024
-#: The columns of an inserted row, in the statement's order (every one given, so a row's
-#: values are the same list whatever PeeWee's defaults).
-_FIELDS: tuple[Any, ...] = (
-    *(Task._meta.fields[name] for name in NewTask.__dataclass_fields__),
-    Task.models_json,
-    Task.attempts,
-)
-
-
-def _values(row: NewTask) -> tuple[Any, ...]:
-    return (*row.columns().values(), Task.models_json.default, Task.attempts.default)
-
-
 #: Errors of the connection rather than of a row: every caller of the batch gets them.
 CONNECTION_ERRORS = (peewee.OperationalError, peewee.InterfaceError)
 
@@ -139,7 +128,9 @@ class Intake:
 
     ``database`` defaults to the store's open database; the writer uses its own connection of
     it. ``on_committed(ids)`` is called on the writer thread after each commit with the ids of
-    the rows it created in status ``accepted`` (those to publish); it must not block.
+    the rows it created in status ``accepted`` (those to publish); it must not block (nor call
+    :meth:`record`). ``returning=False`` reads the rows back with a ``SELECT`` even where the
+    INSERT could return them (what MySQL needs; None: see :mod:`.batch`).
     """
 
     def __init__(
@@ -150,6 +141,7 @@ class Intake:
         wait_seconds: float = 10.0,
         statement_timeout: float = 5.0,
         on_committed: Callable[[list[str]], None] | None = None,
+        returning: bool | None = None,
     ) -> None:
         chosen = database if database is not None else database_proxy.obj
         if chosen is None:
@@ -157,14 +149,13 @@ class Intake:
         self._db: peewee.Database = chosen
         self._limit = max(1, queue_limit)
         self._wait = wait_seconds
-        self._statement_timeout = statement_timeout
         self._on_committed = on_committed
         self._queue: deque[_Pending] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._closing = False
         self._counts = dict.fromkeys(IntakeStats.__dataclass_fields__, 0)
-        self._texts: dict[int, str] = {}  # the INSERT's text by number of rows
+        self._batch = BatchInsert(chosen, statement_timeout, returning)
         self._thread = threading.Thread(target=self._run, name="store-intake", daemon=True)
         self._thread.start()
 
@@ -302,7 +293,7 @@ class Intake:
             return self._insert(rows)
         except CONNECTION_ERRORS as exc:
             self._disconnect()
-            if fresh or _timed_out(exc):
+            if fresh or timed_out(exc):
                 raise
             log.info("the intake's connection was lost (%s): connecting again", exc)
         self._connect()
@@ -318,9 +309,7 @@ class Intake:
         first: dict[str, NewTask] = {}
         for row in rows:  # a second row of an event in the same batch is a duplicate
             first.setdefault(row.event_key, row)
-        database: Any = self._db
-        cursor = database.execute_sql(*self._statement(list(first.values())))
-        stored: dict[str, str] = {key: task_id for task_id, key in cursor.fetchall()}
+        stored = self._batch.execute(list(first.values()))
         earlier: dict[str, Task] = {}
         others = [key for key, row in first.items() if stored.get(key) != row.id]
         if others:
@@ -338,48 +327,13 @@ class Intake:
                 outcomes.append(Recorded(task, row is leader and task.id == leader.id))
         return outcomes
 
-    def _statement(self, rows: list[NewTask]) -> tuple[str, list[Any]]:
-        """The multi-row INSERT of ``rows`` as PeeWee builds it from the model, its text kept
-        per number of rows: the values are converted by the same fields (``db_value``), and a
-        text is kept only once its values were seen to be PeeWee's own."""
-        values = [
-            field.db_value(value)
-            for row in rows
-            for field, value in zip(_FIELDS, _values(row), strict=True)
-        ]
-        text = self._texts.get(len(rows))
-        if text is not None:
-            return text, values
-        query = Task.insert_many([_values(row) for row in rows], fields=_FIELDS)
-        if isinstance(self._db, peewee.MySQLDatabase):
-            # MariaDB: never INSERT IGNORE, which would store a bad value truncated; a
-            # duplicate's RETURNING gives the earlier row's id
-            query = query.on_conflict(update={Task.id: Task.id})
-        else:
-            query = query.on_conflict(conflict_target=[Task.event_key], action="NOTHING")
-        query = query.returning(Task.id, Task.event_key)
-        context: Any = self._db.get_sql_context()
-        text, params = context.sql(query).query()
-        if params == values:
-            self._texts[len(rows)] = text
-        return text, params
-
     def _connect(self) -> bool:
-        """Open the writer's connection with its statement timeout; True if it is new."""
-        database: Any = self._db
-        if not database.is_closed():
+        """Open the writer's connection with its statement limit; True if it is new."""
+        if not self._db.is_closed():
             return False
-        millis = max(1, round(self._statement_timeout * 1000))
-        if isinstance(self._db, peewee.PostgresqlDatabase):
-            statement = f"SET statement_timeout = {millis}"
-        elif isinstance(self._db, peewee.MySQLDatabase):
-            # MariaDB's limit on every statement (MySQL's max_execution_time is for SELECT)
-            statement = f"SET SESSION max_statement_time = {millis / 1000}"
-        else:  # SQLite: how long to wait for another writer's lock
-            statement = f"PRAGMA busy_timeout = {millis}"
-        database.connect()
+        self._db.connect()
         try:
-            database.execute_sql(statement)
+            self._batch.prepare()
         except Exception:
             self._disconnect()
             raise
@@ -388,15 +342,3 @@ class Intake:
     def _disconnect(self) -> None:
         with suppress(Exception):
             self._db.close()
-
-
-def _timed_out(exc: BaseException) -> bool:
-    """Whether ``exc`` is a statement timeout or lock wait (not worth repeating at once)."""
-    cause = exc.__cause__ or exc.__context__
-    if getattr(cause, "pgcode", None) in ("57014", "55P03"):  # query canceled, lock timeout
-        return True
-    if (getattr(cause, "sqlite_errorcode", 0) or 0) & 0xFF in (5, 6):  # SQLITE_BUSY, _LOCKED
-        return True
-    args: tuple[Any, ...] = getattr(cause, "args", ())
-    # MariaDB statement time exceeded, lock wait timeout; MySQL's execution time exceeded
-    return bool(args) and args[0] in (1969, 1205, 3024)
