@@ -426,3 +426,19 @@ def test_the_settings_size_the_intake(open_store: Settings, example_event: dict[
                 intake.record(store.new_task(_event(example_event, "x"), TaskStatus.ACCEPTED))
     finally:
         assert intake.close(DEADLINE)
+
+
+def test_new_task_keeps_the_event_as_given(example_event: dict[str, Any]) -> None:
+    event = _event(example_event, "given")
+    body = json.dumps(dict(example_event, eventID="given"))
+    row = store.new_task(event, TaskStatus.ACCEPTED, route="proxymod", event_json=body)
+    assert row.event_json == body and row.event_key == event_key_of(event)
+    assert (row.route, row.stage, row.reason, row.finished) == ("proxymod", None, None, None)
+    assert store.new_task(event, TaskStatus.ACCEPTED).event_json == event.to_json()
+    refused = store.new_task(event, TaskStatus.UNPROCESSABLE, reason="no\n route")
+    assert (refused.stage, refused.reason, refused.error_message) == (
+        "validate",
+        "no route",
+        "no\n route",
+    )
+    assert refused.finished == refused.created and refused.id != row.id
