@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 from celery import Celery, signals
@@ -20,6 +21,7 @@ from kombu.entity import Queue
 
 from . import logconfig, retention, store
 from .execution import execute
+from .pipelining import REDIS_TRANSPORT, batch
 from .routing import prepare as prepare_route
 from .sandbox import sandbox_controls, sandbox_status
 from .settings import DEFAULT_QUEUE, Settings, load_settings
@@ -53,10 +55,17 @@ def broker_options(settings: Settings) -> dict[str, Any]:
     return {}
 
 
+def broker_transport(settings: Settings) -> str | None:
+    """The kombu transport for the broker, when not the one its URL names: for ``redis://``,
+    kombu's own with the publishes of a batch pipelined (see :mod:`.pipelining`)."""
+    return REDIS_TRANSPORT if settings.broker_url.startswith("redis:") else None
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery's configuration for ``settings``."""
     return {
         "broker_url": settings.broker_url,
+        "broker_transport": broker_transport(settings),
         "result_backend": settings.backend_url,
         "task_ignore_result": settings.backend_url is None,
         "broker_transport_options": broker_options(settings),
@@ -172,36 +181,71 @@ PUBLISH_PAUSE_SECONDS = 5.0
 _paused_until: weakref.WeakKeyDictionary[Celery, float] = weakref.WeakKeyDictionary()
 
 
+def paused(app: Celery) -> bool:
+    """Whether a publish through ``app`` failed less than ``PUBLISH_PAUSE_SECONDS`` ago."""
+    return time.monotonic() < _paused_until.get(app, 0.0)
+
+
 def publish(app: Celery, task_id: str) -> bool:
     """Send the task's message; False (logged) when the broker cannot be reached now, or could
     not be moments ago."""
-    if time.monotonic() < _paused_until.get(app, 0.0):
-        log.warning("not queueing task %s: the broker failed moments ago; recovery will", task_id)
+    return publish_many(app, [task_id])
+
+
+def publish_many(app: Celery, task_ids: Sequence[str]) -> bool:
+    """Send the tasks' messages as one batch, then mark them queued with one UPDATE.
+
+    Each message is Celery's own (``send_task``), all through one producer and its connection,
+    in one round trip where the transport allows (:func:`.pipelining.batch`). False when the
+    broker cannot be reached now (logged once; no message of the batch is marked, so recovery
+    re-publishes them all), or could not be moments ago (then it is not tried again yet).
+    """
+    if not task_ids:
+        return True
+    if paused(app):
+        log.warning(
+            "not queueing %s: the broker failed moments ago; recovery will", _tasks(task_ids)
+        )
         return False
     try:
-        app.send_task(TASK_NAME, args=[task_id], task_id=task_id, retry=False)
-    except Exception:  # broker down: the row stays unqueued and recovery re-publishes it
+        with app.producer_or_acquire() as producer, batch(producer):
+            for task_id in task_ids:
+                app.send_task(
+                    TASK_NAME, args=[task_id], task_id=task_id, retry=False, producer=producer
+                )
+    except Exception:  # broker down: the rows stay unqueued and recovery re-publishes them
         _paused_until[app] = time.monotonic() + PUBLISH_PAUSE_SECONDS
-        log.warning("could not queue task %s; recovery will re-queue it", task_id, exc_info=True)
+        log.warning(
+            "could not queue %s; recovery will re-queue %s, and this broker is not tried "
+            "again for %g s",
+            _tasks(task_ids),
+            "it" if len(task_ids) == 1 else "them",
+            PUBLISH_PAUSE_SECONDS,
+            exc_info=True,
+        )
         return False
     try:
-        store.mark_queued(task_id)
-    except Exception:  # the message is out; a missing mark only causes a harmless re-publish
-        log.warning("queued task %s but could not mark it", task_id, exc_info=True)
+        store.mark_queued_many(task_ids)
+    except Exception:  # the messages are out; a missing mark only causes a harmless re-publish
+        log.warning("queued %s but could not mark it", _tasks(task_ids), exc_info=True)
     return True
 
 
+def _tasks(task_ids: Sequence[str]) -> str:
+    """``task <id>``, or ``<n> tasks (<first id>, ...)`` for a log line."""
+    if len(task_ids) == 1:
+        return f"task {task_ids[0]}"
+    return f"{len(task_ids)} tasks ({task_ids[0]}, ...)"
+
+
 def recover(app: Celery, settings: Settings) -> int:
-    """Re-publish every task whose message may have been lost; how many were sent."""
-    sent = 0
-    for task_id in store.needing_requeue(
-        settings.requeue_after_seconds, settings.stale_after_seconds
-    ):
-        if publish(app, task_id):
-            sent += 1
-    if sent:
-        log.info("recovery re-queued %d task(s)", sent)
-    return sent
+    """Re-publish, as one batch, every task whose message may have been lost; how many were
+    sent."""
+    task_ids = store.needing_requeue(settings.requeue_after_seconds, settings.stale_after_seconds)
+    if not task_ids or not publish_many(app, task_ids):
+        return 0
+    log.info("recovery re-queued %d task(s)", len(task_ids))
+    return len(task_ids)
 
 
 class RecoveryLoop:

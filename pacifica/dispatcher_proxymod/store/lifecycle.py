@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 from datetime import datetime, timedelta
@@ -142,12 +142,23 @@ def history(task_id: str) -> list[Attempt]:
         return list(Attempt.select().where(Attempt.task_id == task_id).order_by(Attempt.number))
 
 
-@reconnecting
 def mark_queued(task_id: str) -> None:
     """Note that a message for the task reached the broker."""
+    mark_queued_many([task_id])
+
+
+@reconnecting
+def mark_queued_many(task_ids: Collection[str]) -> int:
+    """Note that messages for the tasks reached the broker, in one UPDATE; how many rows it
+    changed (a task deleted meanwhile is skipped)."""
+    if not task_ids:
+        return 0
     with connection():
         now = utcnow()
-        Task.update(queued_at=now, updated=now).where(Task.id == task_id).execute()
+        changed: int = (
+            Task.update(queued_at=now, updated=now).where(Task.id.in_(list(task_ids))).execute()
+        )
+        return changed
 
 
 class Claim(enum.Enum):

@@ -1,0 +1,133 @@
+"""Publishing the messages of newly committed tasks in batches, off the request path.
+
+The store's writer hands each committed batch's task ids to :meth:`BatchPublisher.submit`,
+which only appends them to a list. One thread of the publisher's own takes everything waiting
+(up to ``batch_limit`` ids) and sends it with :func:`queue.publish_many`: Celery's own messages
+through one producer, in one round trip on Redis (one pipeline) and without waiting on AMQP,
+then one UPDATE marks them queued. While it publishes, the next ids gather, so the batches
+grow with the load and a lone task goes out at once.
+
+A batch that cannot be published is left to recovery: its rows keep ``queued_at`` NULL, which
+:func:`store.needing_requeue` finds 5 s after they were created, and the workers' recovery
+pass (:func:`queue.recover`) re-publishes them. So does every id that finds the list full or
+the publisher closed. The failure is logged once for each pause (``queue.PUBLISH_PAUSE_SECONDS``)
+in which the broker is not tried again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+
+from celery import Celery
+
+from . import queue, store
+
+log = logging.getLogger(__name__)
+
+#: The most messages one batch sends (one Redis pipeline, one UPDATE ... IN).
+BATCH_LIMIT = 256
+#: The most ids waiting; beyond it (the broker far slower than the intake) ids are left to
+#: recovery instead of growing the list without bound.
+PENDING_LIMIT = 20_000
+
+
+class BatchPublisher:
+    """Publishes submitted task ids in batches from a daemon thread; see the module."""
+
+    def __init__(
+        self, app: Celery, batch_limit: int = BATCH_LIMIT, pending_limit: int = PENDING_LIMIT
+    ) -> None:
+        if batch_limit < 1 or pending_limit < 1:
+            raise ValueError(f"limits must be positive: {batch_limit=}, {pending_limit=}")
+        self.app = app
+        self.batch_limit = batch_limit
+        self.pending_limit = pending_limit
+        #: Batches sent, messages sent, ids left to recovery (for tests and figures).
+        self.batches = 0
+        self.published = 0
+        self.left_to_recovery = 0
+        self._pending: list[str] = []
+        self._closing = False
+        self._busy = False
+        self._failing = False
+        self._wake = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="dispatcher-publisher", daemon=True)
+        self._thread.start()
+
+    def submit(self, task_ids: Iterable[str]) -> None:
+        """Queue the tasks' messages for the next batch; never blocks on the broker."""
+        ids = list(task_ids)
+        if not ids:
+            return
+        with self._wake:
+            room = 0 if self._closing else self.pending_limit - len(self._pending)
+            taken = ids[: max(room, 0)]
+            self._pending.extend(taken)
+            self._wake.notify()
+        if len(taken) < len(ids):
+            self._leave(len(ids) - len(taken), "the publisher is closed or its list is full")
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every id submitted so far was published or left to recovery; whether it
+        was within ``timeout``."""
+        with self._wake:
+            return self._wake.wait_for(lambda: not self._pending and not self._busy, timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Publish what is pending, then stop the thread (ids submitted later are left to
+        recovery)."""
+        with self._wake:
+            self._closing = True
+            self._wake.notify_all()
+        self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        """Whether the publishing thread is alive."""
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._wake:
+                    self._busy = False
+                    self._wake.notify_all()  # for flush()
+                    while not self._pending and not self._closing:
+                        self._wake.wait()
+                    if not self._pending:
+                        return
+                    batch = self._pending[: self.batch_limit]
+                    del self._pending[: self.batch_limit]
+                    self._busy = True
+                self._publish(batch)
+        finally:
+            with self._wake:
+                self._busy = False
+                self._wake.notify_all()
+            store.close_database()
+
+    def _publish(self, batch: list[str]) -> None:
+        if queue.paused(self.app):  # failed moments ago: logged then, recovery's now
+            self.left_to_recovery += len(batch)
+            return
+        try:
+            sent = queue.publish_many(self.app, batch)
+        except Exception:  # nothing may stop this thread; the rows are recovery's
+            log.exception("publishing %d task(s) failed; recovery will re-queue them", len(batch))
+            sent = False
+        if sent:
+            self.batches += 1
+            self.published += len(batch)
+            if self._failing:
+                self._failing = False
+                log.info("publishing again (%d task(s) left to recovery)", self.left_to_recovery)
+        else:
+            self._failing = True
+            self.left_to_recovery += len(batch)
+
+    def _leave(self, count: int, why: str) -> None:
+        with self._wake:
+            self.left_to_recovery += count
+        log.warning("%d task(s) left to recovery: %s", count, why)

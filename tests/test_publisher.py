@@ -1,0 +1,281 @@
+"""Publishing in batches on the broker under test: the worker runs what a batch sent, a batch is
+one round trip, one UPDATE marks it queued, and what a dead broker could not take is recovery's."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import amqp
+import pytest
+import redis.connection
+from conftest import broker_url
+from test_e2e import start_worker, stop_worker
+from test_queue import _drain, _record
+
+from pacifica.dispatcher_proxymod import queue, store
+from pacifica.dispatcher_proxymod.publisher import BatchPublisher
+from pacifica.dispatcher_proxymod.queue import RecoveryLoop, create_celery_app, publish_many
+from pacifica.dispatcher_proxymod.settings import Settings
+from pacifica.dispatcher_proxymod.states import TaskStatus
+
+SCHEME = urlsplit(broker_url()).scheme
+
+
+def _tasks(example_event: dict[str, Any], prefix: str, count: int) -> list[str]:
+    return [_record(example_event, f"{prefix}-{number}") for number in range(count)]
+
+
+def _queued_at(task_ids: list[str]) -> list[Any]:
+    with store.connection():
+        rows = store.Task.select(store.Task.id, store.Task.queued_at)
+        found = {row.id: row.queued_at for row in rows.where(store.Task.id.in_(task_ids))}
+    return [found[task_id] for task_id in task_ids]
+
+
+def _closed_port() -> int:
+    """A port nothing listens on (taken from the system, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def _down(settings: Settings, port: int) -> Settings:
+    """The broker under test's kind of URL, on a port where no broker answers (the embedded
+    broker cannot be down: Redis's URL stands in for it)."""
+    if SCHEME == "amqp":
+        return settings.with_changes(broker_url=f"amqp://guest:guest@127.0.0.1:{port}//")
+    return settings.with_changes(broker_url=f"redis://127.0.0.1:{port}/0")
+
+
+def _wait(condition: Any, timeout: float, what: str) -> float:
+    """Poll ``condition`` until true; the seconds it took."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < timeout, f"{what} not within {timeout} s"
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def test_a_batch_becomes_messages_the_worker_runs(
+    open_store: Settings, example_event: dict[str, Any], tmp_path: Any
+) -> None:
+    app = create_celery_app(open_store)
+    _drain(app)
+    task_ids = _tasks(example_event, "batch", 5)
+    publisher = BatchPublisher(app)
+    publisher.submit(task_ids)
+    publisher.close()
+    assert not publisher.running
+    assert (publisher.batches, publisher.published, publisher.left_to_recovery) == (1, 5, 0)
+    assert all(_queued_at(task_ids))
+    log = tmp_path / "worker.log"
+    worker = start_worker(open_store, log, concurrency=2)
+    try:
+        finished = lambda: all(  # noqa: E731
+            (task := store.get_task(task_id)) is not None and task.task_status.final
+            for task_id in task_ids
+        )
+        _wait(finished, 300, f"the batch's tasks ending ({log})")
+    finally:
+        stop_worker(worker)
+    for task_id in task_ids:
+        task = store.get_task(task_id)
+        assert task is not None and task.status == TaskStatus.OK.value, log.read_text()[-3000:]
+        assert task.attempts == 1
+
+
+def test_queued_at_is_set_by_one_update(
+    open_store: Settings, example_event: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_celery_app(open_store)
+    _drain(app)
+    task_ids = _tasks(example_event, "marked", 20)
+    publisher = BatchPublisher(app)
+    with caplog.at_level(logging.DEBUG, logger="peewee"):
+        publisher.submit(task_ids)
+        publisher.close()
+    statements = [str(record.msg) for record in caplog.records if record.name == "peewee"]
+    updates = [sql for sql in statements if sql.lstrip("('\"").startswith("UPDATE")]
+    assert len(updates) == 1, statements
+    assert "queued_at" in updates[0]
+    stamps = _queued_at(task_ids)
+    assert stamps[0] is not None and set(stamps) == {stamps[0]}
+    assert sorted(_drain(app)) == sorted(task_ids)
+
+
+@contextmanager
+def _counting(cls: Any, name: str) -> Iterator[list[int]]:
+    """Count the calls of ``cls.name`` (the real method still runs)."""
+    calls = [0]
+    original = getattr(cls, name)
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    setattr(cls, name, counted)
+    try:
+        yield calls
+    finally:
+        setattr(cls, name, original)
+
+
+@pytest.mark.skipif(SCHEME != "redis", reason="Redis round trips (TEST_BROKER_URL=redis://...)")
+def test_a_batch_is_one_redis_round_trip(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    """redis-py writes a command (or a pipeline) and then reads its replies: each write is a
+    round trip. Fifty messages one by one take fifty; as one batch, one."""
+    app = create_celery_app(open_store)
+    _drain(app)
+    assert publish_many(app, _tasks(example_event, "warm", 1))  # connected, queue declared
+    singles, batched = _tasks(example_event, "single", 50), _tasks(example_event, "many", 50)
+    with _counting(redis.connection.AbstractConnection, "send_packed_command") as writes:
+        for task_id in singles:
+            assert queue.publish(app, task_id)
+    assert writes[0] == 50
+    with _counting(redis.connection.AbstractConnection, "send_packed_command") as writes:
+        assert publish_many(app, batched)
+    assert writes[0] == 1
+    assert len(_drain(app)) == 101
+
+
+@pytest.mark.skipif(SCHEME != "amqp", reason="AMQP round trips (TEST_BROKER_URL=amqp://...)")
+def test_a_batch_waits_for_no_amqp_frame(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    """py-amqp writes each publish without waiting for the broker: a batch of fifty reads no
+    frame from it (no round trip) and writes fifty, all on the one connection it holds."""
+    app = create_celery_app(open_store)
+    _drain(app)
+    assert publish_many(app, _tasks(example_event, "warm", 1))  # connected, queue declared
+    with app.producer_or_acquire() as producer:  # the pool hands the same one out next
+        connection: amqp.Connection = producer.connection.connection
+    sent, received = connection.bytes_sent, connection.bytes_recv
+    assert publish_many(app, _tasks(example_event, "many", 50))
+    assert (connection.bytes_sent - sent, connection.bytes_recv - received) == (50, 0)
+    assert len(_drain(app)) == 51
+
+
+def test_a_dead_broker_leaves_the_batch_to_recovery(
+    open_store: Settings, example_event: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing listens on the broker's port: the rows stay unqueued, the failure is logged
+    once, the next batch is not tried during the pause, and recovery queues them all."""
+    dead = create_celery_app(_down(open_store, _closed_port()))
+    first, second = _tasks(example_event, "down", 3), _tasks(example_event, "paused", 2)
+    publisher = BatchPublisher(dead)
+    with caplog.at_level(logging.WARNING, logger=queue.__name__):
+        publisher.submit(first)
+        assert publisher.flush(timeout=60)
+        publisher.submit(second)
+        publisher.close(timeout=60)
+    assert not publisher.running
+    assert (publisher.published, publisher.left_to_recovery) == (0, 5)
+    assert _queued_at(first + second) == [None] * 5
+    failures = [r for r in caplog.records if r.name == queue.__name__]
+    assert len(failures) == 1 and "could not queue 3 tasks" in failures[0].getMessage()
+    # the workers' recovery loop (every second here) finds them after the 5 s grace
+    app = create_celery_app(open_store)
+    _drain(app)
+    loop = RecoveryLoop(app, open_store)
+    loop.start()
+    try:
+        _wait(lambda: all(_queued_at(first + second)), 30, "recovery queueing them")
+    finally:
+        loop.stop()
+    assert sorted(_drain(app)) == sorted(first + second)
+
+
+def test_recover_sends_its_list_as_one_batch(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    app = create_celery_app(open_store)
+    _drain(app)
+    lost = _tasks(example_event, "lost", 4)
+    with store.connection():
+        old = store.utcnow().replace(year=2000)
+        store.Task.update(created=old).where(store.Task.id.in_(lost)).execute()
+    assert queue.recover(app, open_store) == 4
+    stamps = _queued_at(lost)
+    assert stamps[0] is not None and set(stamps) == {stamps[0]}, "one UPDATE"
+    assert sorted(_drain(app)) == sorted(lost)
+    assert queue.recover(app, open_store) == 0
+
+
+class _SilentListener:
+    """A TCP peer that accepts connections and never answers: a publish hangs on it."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.1)  # a blocked accept() would outlive close()
+        self.port: int = self.server.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._closed.is_set():
+            try:
+                self.accepted.append(self.server.accept()[0])
+            except TimeoutError:
+                continue
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join()
+        self.server.close()
+        for connection in self.accepted:
+            connection.close()
+
+
+def test_submit_never_waits_for_the_broker(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    listener = _SilentListener()
+    try:
+        stuck = create_celery_app(_down(open_store, listener.port))
+        publisher = BatchPublisher(stuck, pending_limit=10)
+        publisher.submit(["first"])
+        _wait(lambda: listener.accepted, 30, "the publisher connecting")
+        started = time.monotonic()
+        for number in range(12):
+            publisher.submit([f"more-{number}"])
+        assert time.monotonic() - started < 1.0, "submit waited for the broker"
+        assert publisher.left_to_recovery == 2, "beyond the pending limit: recovery's"
+    finally:
+        listener.close()
+    publisher.close(timeout=60)
+    assert not publisher.running
+    assert publisher.published == 0
+
+
+def test_close_publishes_what_is_pending(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    app = create_celery_app(open_store)
+    _drain(app)
+    publisher = BatchPublisher(app, batch_limit=4)
+    task_ids = _tasks(example_event, "pending", 10)
+    for task_id in task_ids:
+        publisher.submit([task_id])
+    publisher.close()
+    assert publisher.published == 10 and publisher.batches <= 10
+    assert all(_queued_at(task_ids))
+    assert sorted(_drain(app)) == sorted(task_ids)
+    publisher.submit(["after-close"])
+    assert publisher.left_to_recovery == 1
+
+
+def test_limits_must_be_positive(open_store: Settings) -> None:
+    with pytest.raises(ValueError, match="batch_limit=0"):
+        BatchPublisher(create_celery_app(open_store), batch_limit=0)
