@@ -8,6 +8,8 @@ import re
 from collections.abc import Iterator
 from typing import Any, Final
 
+import orjson
+
 #: Deepest JSON nesting accepted; Pacifica events are three levels deep. The limit keeps
 #: every later step (serialising, matching) far from Python's recursion limit.
 MAX_JSON_DEPTH: Final = 64
@@ -31,8 +33,58 @@ def _finite_float(text: str) -> float:
     return value
 
 
+#: orjson reads an integer beyond 64 bits as a float; a float this large may be one.
+_INT_AS_FLOAT: Final = float(2**63)
+
+
 def load_json(body: str | bytes, problems: list[str], what: str = "body") -> Any:
-    """Strict JSON: UTF-8 only, no NaN/Infinity, no overflowing numbers, bounded depth."""
+    """Strict JSON: UTF-8 only, no NaN/Infinity, no overflowing numbers, bounded depth.
+
+    orjson reads it first: it refuses everything this refuses (invalid UTF-8, a lone
+    surrogate, NaN and Infinity, a number that overflows a float, nesting beyond 1024, an empty
+    body), and the standard library's parser then says why, or reads what only orjson refuses
+    (an integer of hundreds of digits). An integer beyond 64 bits, which orjson reads as a
+    float, is read again by the standard parser, so the value is always the one it gives.
+    """
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        if not _holds_a_large_float(value):
+            if _too_deep(body, value):
+                problems.append(f"{what} is JSON nested deeper than {MAX_JSON_DEPTH} levels")
+                return None
+            return value
+    return _load_json_slowly(body, problems, what)
+
+
+def _too_deep(body: str | bytes, value: Any) -> bool:
+    """Whether ``value`` (read from ``body``) nests deeper than :data:`MAX_JSON_DEPTH`; the walk
+    only where the text says it can find something."""
+    if isinstance(body, str):
+        brackets = body.count("[") + body.count("{")
+    else:
+        brackets = body.count(b"[") + body.count(b"{")
+    return brackets > MAX_JSON_DEPTH and _depth_exceeds(value, MAX_JSON_DEPTH)
+
+
+def _holds_a_large_float(value: Any) -> bool:
+    """Whether a float of ``value`` is at least 2**63 in size (no recursion)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, float) and abs(item) >= _INT_AS_FLOAT:
+            return True
+    return False
+
+
+def _load_json_slowly(body: str | bytes, problems: list[str], what: str) -> Any:
+    """The standard library's parser with the checks of :func:`load_json`."""
     if isinstance(body, bytes | bytearray):
         try:
             text = bytes(body).decode("utf-8")
@@ -56,8 +108,7 @@ def load_json(body: str | bytes, problems: list[str], what: str = "body") -> Any
         problems.append(f"{what} is not valid JSON: {exc}")
         return None
     # the walks over the parsed value only where the text says they can find something
-    brackets = text.count("[") + text.count("{")
-    if brackets > MAX_JSON_DEPTH and _depth_exceeds(value, MAX_JSON_DEPTH):
+    if _too_deep(text, value):
         problems.append(f"{what} is JSON nested deeper than {MAX_JSON_DEPTH} levels")
         return None
     if isinstance(body, str) or _SURROGATE_ESCAPE.search(text):
