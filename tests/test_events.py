@@ -530,3 +530,35 @@ def test_control_characters_in_attributes_are_refused(attribute: str) -> None:
     document[attribute] = "a\u0000b"
     with pytest.raises(InvalidEvent, match="control character"):
         parse_http({"Content-Type": "application/json"}, json.dumps(document).encode())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"a": 18446744073709551616, "b": -9223372036854775809}',  # orjson: floats
+        b'{"a": 18446744073709551615, "b": -9223372036854775808}',  # orjson: ints
+        b'{"a": 1' + b"0" * 400 + b"}",  # orjson refuses; Python keeps it
+        b'{"a": 1e400}',
+        b'{"a": NaN}',
+        b'{"a": "\\ud800"}',
+        b'{"\\udcff": 1}',
+        b'{"a": "\xed\xa0\x80"}',
+        b"\xef\xbb\xbf{}",
+        b"  ",
+        b"[" * 65 + b"]" * 65,
+        b"[" * 64 + b"]" * 64,
+        b"[" * 2000 + b"]" * 2000,
+        b'{"a": 1.5e308, "b": -0.0, "c": 1e-400, "d": 0.1, "e": [1, 2.5, true, null]}',
+        b'{"a": 1, "a": 2}',
+    ],
+)
+def test_orjson_and_the_standard_parser_agree(body: bytes) -> None:
+    """load_json reads with orjson first: the value, or the problem, is the standard one's."""
+    from pacifica.dispatcher_proxymod.events import jsontext
+
+    fast: list[str] = []
+    slow: list[str] = []
+    value = jsontext.load_json(body, fast)
+    expected = jsontext._load_json_slowly(body, slow, "body")
+    assert fast == slow
+    assert repr(value) == repr(expected)  # the same types too (1 is not 1.0)
