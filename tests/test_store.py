@@ -114,6 +114,12 @@ def test_needing_requeue_finds_unqueued_and_stale(
     found = store.needing_requeue(600, 60, grace=60)
     assert sorted(found) == sorted([unqueued.id, stale.id])
     assert queued.id not in found and done.id not in found
+    # re-queued, a stale task waits for a worker: not re-queued again within the stale bound
+    store.mark_queued_many([unqueued.id, stale.id])
+    assert store.needing_requeue(600, 60, grace=60) == []
+    with store.connection():
+        store.Task.update(queued_at=old).where(store.Task.id == stale.id).execute()
+    assert store.needing_requeue(600, 60, grace=60) == [stale.id]
 
 
 def test_list_is_newest_first_and_paginated(

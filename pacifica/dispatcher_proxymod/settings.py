@@ -192,7 +192,9 @@ class Settings:
     heartbeat_seconds: float = 5.0
     stale_after_seconds: float = 60.0
     requeue_after_seconds: float = 600.0
-    recovery_interval_seconds: float = 30.0
+    #: between the workers' recovery passes: a task committed but never published (its web
+    #: process died, the broker was down) is queued within this and the 5 s grace
+    recovery_interval_seconds: float = 5.0
     #: received tasks waiting for the store's writer (store.Intake); past it /receive gets 503
     intake_queue: int = 1024
     #: longest a receive waits for its row's commit before it answers 503

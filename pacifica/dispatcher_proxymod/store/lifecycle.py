@@ -376,8 +376,8 @@ def needing_requeue(
     requeue_after: float, stale_after: float, grace: float = 5.0, limit: int = 500
 ) -> list[str]:
     """Tasks whose message may be lost: never queued (after ``grace`` seconds), queued long ago
-    and still waiting, or processing with a stale heartbeat (a pending cancel among them is
-    ended by the claim, not run)."""
+    and still waiting, or processing with a stale heartbeat and not re-queued within
+    ``stale_after`` (a pending cancel among them is ended by the claim, not run)."""
     now = utcnow()
     waiting_since = now - timedelta(seconds=requeue_after)
     unqueued_since = now - timedelta(seconds=grace)
@@ -393,7 +393,11 @@ def needing_requeue(
                         | (Task.queued_at < waiting_since)
                     )
                 )
-                | ((Task.status == TaskStatus.PROCESSING.value) & (Task.heartbeat < stale))
+                | (
+                    (Task.status == TaskStatus.PROCESSING.value)
+                    & (Task.heartbeat < stale)
+                    & (Task.queued_at.is_null() | (Task.queued_at < stale))
+                )
             )
             .order_by(Task.created)
             .limit(limit)
