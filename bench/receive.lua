@@ -47,7 +47,7 @@ function response(status, headers, body)
    local key = tostring(status)
    statuses[key] = (statuses[key] or 0) + 1
    if ids_file ~= nil and status >= 200 and status < 300 then
-      local task = string.match(body, '"taskID": "([%w%-]+)"')
+      local task = string.match(body, '"taskID":%s*"([%w%-]+)"')
       ids_file:write(task or "?", "\n")
    end
 end
