@@ -71,6 +71,8 @@ from benchkit import (
 from pacifica.dispatcher_proxymod.settings import Settings
 
 CONNECTIONS = (8, 64)
+#: The length of a profiled run (py-spy samples at 100 Hz, only while a thread holds the GIL).
+PROFILE_SECONDS = 12.0
 SLOW_CONNECTIONS = 8
 CEILING = "ceiling"
 #: Large-body requests per connection in the memory part, and its connections.
@@ -145,6 +147,8 @@ def measure(
         purge_broker(target.setup, target.state_dir)
     crowd = SlowClients(target.service.port) if slow else None
     probe = HealthProbe(target.service.url) if slow else None
+    if profile is not None:  # a longer run: enough samples to tell where the time goes
+        seconds = max(seconds, PROFILE_SECONDS)
     spy = start_py_spy(target.service.pid, seconds - 1, profile) if profile else None
     try:
         if crowd is not None:
@@ -232,7 +236,7 @@ def memory_part(
 def parse_args() -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="2 rounds of 3 s, slow: pg-redis")
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 4 s, slow: pg-redis")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0, help="length of one wrk run")
     parser.add_argument("--setups", default=",".join(SETUPS), help="comma-separated setups")
@@ -246,11 +250,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="py-spy (GIL holders) on each waitress dispatcher in its last 8-connection run",
+        help="py-spy (GIL holders) on each waitress dispatcher in its last 8-connection run "
+        f"(which then lasts {PROFILE_SECONDS:g} s)",
     )
     args = parser.parse_args()
     if args.quick:
-        args.rounds, args.seconds = 2, 3.0
+        args.rounds, args.seconds = 2, 4.0
     if args.slow_setups is None:
         args.slow_setups = "pg-redis" if args.quick else args.setups
     if args.memory_rounds is None:

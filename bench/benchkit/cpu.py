@@ -158,6 +158,8 @@ def summarize_self(path: Path, top: int = 20) -> list[tuple[str, float]]:
         count = int(count_text)
         samples += count
         leaf = re.sub(r":\d+\)$", ")", stack.split(";")[-1])
+        if leaf.startswith("thread ("):  # no Python frame: the thread itself
+            leaf = re.sub(r"\d+", "N", leaf)
         totals[leaf] = totals.get(leaf, 0) + count
     ranked = sorted(totals.items(), key=lambda item: -item[1])[:top]
     return [(name, 100.0 * count / samples) for name, count in ranked] if samples else []
