@@ -1,21 +1,18 @@
 """Tests of the Pacifica transfer.
 
-The helpers that need no server (bundle building, Ingest state reading, error classes against
-closed ports and a small HTTP server of ours) always run. The round trips run against the real
-Pacifica services of tests/integration/stack/pacifica_stack.py, probed first (a stack.json
-alone proves nothing) and started in CI (tests/pacifica_stack_finder.py); without it they skip,
-unless CI=true and DISPATCHER_INTEGRATION=1, when they fail.
+The error classes (against closed ports and a small HTTP server of ours) always run; the bundle,
+Ingest state and session helpers are tested in test_transfer_bundle, _ingest and _session. The
+round trips run against the real Pacifica services of tests/integration/stack/pacifica_stack.py,
+probed first (a stack.json alone proves nothing) and started in CI
+(tests/pacifica_stack_finder.py); without it they skip, unless CI=true and
+DISPATCHER_INTEGRATION=1, when they fail.
 """
 
 from __future__ import annotations
 
-import hashlib
 import http.server
-import io
 import json
-import os
 import socket
-import tarfile
 import threading
 import time
 from collections.abc import Iterator
@@ -25,139 +22,14 @@ from typing import Any
 import pytest
 import requests
 from pacifica_stack_finder import find_stack
+from transfer_files import make_upload, result_tree, sha1, write
 
 from pacifica.dispatcher_proxymod.errors import ChecksumMismatch, TransferError
 from pacifica.dispatcher_proxymod.events import Event, FileEntry, Upload
 from pacifica.dispatcher_proxymod.settings import PacificaSettings
 from pacifica.dispatcher_proxymod.transfer import PacificaTransfer
-from pacifica.dispatcher_proxymod.transfer.base import list_result_files
-from pacifica.dispatcher_proxymod.transfer.pacifica import (
-    bundle_metadata,
-    ingest_verdict,
-    without_traceback,
-    write_bundle,
-)
 
 EVENT = Event(specversion="0.1", id="metadata.ingest.1", source="test", type="test")
-
-
-def sha1(data: bytes) -> str:
-    return hashlib.sha1(data).hexdigest()  # noqa: S324
-
-
-def make_upload(
-    transaction_id: int | None = 1,
-    submitter: int | str | None = 10,
-    project: int | str | None = "1234a",
-    instrument: int | str | None = 54,
-) -> Upload:
-    return Upload(transaction_id, submitter, project, instrument, {}, ())
-
-
-def write(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path
-
-
-def result_tree(root: Path, outside: Path) -> dict[str, bytes]:
-    """A result tree with text, binary, nested and non-ASCII files, plus planted symlinks."""
-    files = {
-        "config_1.ini": b"[run]\nyears = 2\n",
-        "outputs/model_1_outputs/output1.csv": b"t,v\n0,1.5\n1,2.5\n",
-        "outputs/binary.bin": os.urandom(3 * 1024 * 1024 + 17),
-        "logs/ünïcode é.log": "journal ✓\n".encode(),
-    }
-    for relative, data in files.items():
-        write(root / relative, data)
-    secret = write(outside / "secret.txt", b"do not ship")
-    (root / "planted.txt").symlink_to(secret)
-    (root / "outputs" / "planted_dir").symlink_to(outside)
-    return files
-
-
-# ------------------------------------------------------------------ helpers without a server
-
-
-def test_bundle_holds_data_tree_and_metadata(tmp_path: Path) -> None:
-    files = result_tree(tmp_path / "results", tmp_path / "outside")
-    metadata = bundle_metadata(make_upload(), {"Transactions._id": "1", "proxymod.result": "ok"})
-    bundle = io.BytesIO()
-    write_bundle(metadata, list_result_files(tmp_path / "results"), bundle)
-
-    bundle.seek(0)
-    with tarfile.open(fileobj=bundle, mode="r:") as archive:
-        names = archive.getnames()
-        contents = {
-            name: archive.extractfile(name).read()  # type: ignore[union-attr]
-            for name in names
-            if name != "metadata.txt"
-        }
-        described = json.loads(archive.extractfile("metadata.txt").read())  # type: ignore[union-attr]
-
-    assert names[-1] == "metadata.txt"
-    assert contents == {f"data/{relative}": data for relative, data in files.items()}
-    assert described[:5] == [
-        {"destinationTable": "Transactions.submitter", "value": 10},
-        {"destinationTable": "Transactions.project", "value": "1234a"},
-        {"destinationTable": "Transactions.instrument", "value": 54},
-        {"destinationTable": "TransactionKeyValue", "key": "Transactions._id", "value": "1"},
-        {"destinationTable": "TransactionKeyValue", "key": "proxymod.result", "value": "ok"},
-    ]
-    entries = {(d["subdir"], d["name"]): d for d in described[5:]}
-    assert set(entries) == {
-        ("", "config_1.ini"),
-        ("logs", "ünïcode é.log"),
-        ("outputs", "binary.bin"),
-        ("outputs/model_1_outputs", "output1.csv"),
-    }
-    for (subdir, name), described_file in entries.items():
-        data = files[f"{subdir}/{name}" if subdir else name]
-        assert described_file["destinationTable"] == "Files"
-        assert described_file["hashtype"] == "sha1"
-        assert described_file["hashsum"] == sha1(data)
-        assert described_file["size"] == len(data)
-
-
-@pytest.mark.parametrize("missing", ["submitter", "project", "instrument"])
-def test_bundle_metadata_needs_the_transaction_fields(missing: str) -> None:
-    fields: dict[str, Any] = {"submitter": 10, "project": "1234a", "instrument": 54}
-    fields[missing] = None
-    with pytest.raises(TransferError, match=f"no Transactions.{missing}") as caught:
-        bundle_metadata(make_upload(**fields), {})
-    assert caught.value.transient is False
-
-
-def test_bundle_metadata_refuses_an_empty_value() -> None:
-    with pytest.raises(TransferError, match=r"'proxymod\.note'"):
-        bundle_metadata(make_upload(), {"proxymod.note": ""})
-
-
-@pytest.mark.parametrize(
-    ("state", "verdict"),
-    [
-        ({"state": "OK", "task": "ingest metadata", "task_percent": "100.00000"}, "done"),
-        ({"state": "OK", "task": "ingest metadata", "task_percent": 100}, "done"),
-        ({"state": "OK", "task": "ingest files", "task_percent": "100"}, "running"),
-        ({"state": "OK", "task": "UPLOADING", "task_percent": "0"}, "running"),
-        ({"state": "FAILED", "task": "Policy Validation", "exception": "no"}, "failed"),
-        ({}, "running"),
-    ],
-)
-def test_ingest_verdict(state: dict[str, Any], verdict: str) -> None:
-    assert ingest_verdict(state) == verdict
-
-
-@pytest.mark.parametrize(
-    ("text", "short"),
-    [
-        ("Failed: no (Traceback (most recent call last):\n  File x\nE: y\n)", "Failed: no"),
-        ("Traceback (most recent call last):\n  File x\nValueError: bad\n", "ValueError: bad"),
-        ("plain   message\n", "plain message"),
-    ],
-)  # fmt: skip
-def test_without_traceback(text: str, short: str) -> None:
-    assert without_traceback(text) == short
 
 
 @pytest.fixture
