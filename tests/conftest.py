@@ -8,11 +8,12 @@ RabbitMQ and PostgreSQL + Redis, and the store tests on MariaDB too.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,17 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 EXAMPLE_DATA = EXAMPLES / "data"
 EXAMPLE_EVENT = EXAMPLES / "event.json"
+#: The top-level names of a CloudEvents 0.1 event, in the order Notifications delivers them.
+DELIVERY_KEYS = (
+    "cloudEventsVersion",
+    "eventType",
+    "source",
+    "eventID",
+    "eventTime",
+    "extensions",
+    "contentType",
+    "data",
+)
 #: the sample Notifications delivery; the reference folder lies beside the checkout
 #: (shared/ next to the repository)
 DELIVERED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "delivered-event.json"
@@ -65,6 +77,29 @@ def delivered_event() -> dict[str, Any]:
             {"destinationTable": "Transactions._id", "value": 1008},
         ],
     }
+
+
+def edited_event(
+    event: Mapping[str, Any],
+    event_id: str | None = None,
+    values: Mapping[str, Any] | None = None,
+    renames: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """A copy of ``event``: another eventID, TransactionKeyValue ``values`` set, keys renamed.
+
+    ``renames`` maps a key to the name it is given instead (a misspelling, say); ``event``
+    itself is left as it was.
+    """
+    edited: dict[str, Any] = copy.deepcopy(dict(event))
+    if event_id is not None:
+        edited["eventID"] = event_id
+    for entry in edited["data"]:
+        key = entry.get("key")
+        if values and key in values:
+            entry["value"] = values[key]
+        if renames and key in renames:
+            entry["key"] = renames[key]
+    return edited
 
 
 def database_url(tmp_path: Path) -> str:

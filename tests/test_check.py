@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from conftest import edited_event
+
 from pacifica.dispatcher_proxymod.prepare.check import event_problems
 from pacifica.dispatcher_proxymod.settings import Settings
 
@@ -48,14 +50,11 @@ def test_the_example_has_no_problem(tmp_path: Path) -> None:
 
 def test_a_broken_upload_gets_every_problem_at_once(tmp_path: Path) -> None:
     data = data_copy(tmp_path)
-    document = example()
-    for entry in document["data"]:
-        if entry.get("key") == "proxymod.config_1.PROJECT.runtime":
-            entry["key"] = "proxymod.config_1.PROJECT.runtme"
-        if entry.get("key") == "proxymod.task":
-            entry["value"] = "advanec"
-        if entry.get("key") == "proxymod.config_3.OUTPUTS.out_dir":
-            entry["value"] = "../elsewhere"
+    document = edited_event(
+        example(),
+        values={"proxymod.task": "advanec", "proxymod.config_3.OUTPUTS.out_dir": "../elsewhere"},
+        renames={"proxymod.config_1.PROJECT.runtime": "proxymod.config_1.PROJECT.runtme"},
+    )
     (data / "inputs" / "in_file_two.csv").write_text("year,value\n2010,1\n")  # changed since
     (data / "models" / "tight_coupling.py").write_text("def tight_couplin(a, b, c):\n    pass\n")
     (data / "models" / "loose_coupling.py").write_text("def loose_coupling(:\n")

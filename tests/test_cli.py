@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import EXAMPLE_DATA, EXAMPLE_EVENT
+from conftest import EXAMPLE_DATA, EXAMPLE_EVENT, edited_event
 from expected import expected_outputs
 
 from pacifica.dispatcher_proxymod.cli import build_parser
@@ -240,11 +240,9 @@ def test_standalone_end_to_end(standalone: tuple[str, Path], tmp_path: Path) -> 
     assert duplicate.status_code == 200 and duplicate.json()["taskID"] == task_id
     assert requests.post(f"{url}/receive", data=b"{oops", timeout=30).status_code == 400
     assert requests.post(f"{url}/receive", json={"a": 1}, timeout=30).status_code == 400
-    hostile = json.loads(json.dumps(event))
-    hostile["eventID"] = "hostile"
-    for entry in hostile["data"]:
-        if entry.get("key") == "proxymod.config_3.OUTPUTS.out_dir":
-            entry["value"] = "../../../../escaped"
+    hostile = edited_event(
+        event, "hostile", values={"proxymod.config_3.OUTPUTS.out_dir": "../../../../escaped"}
+    )
     hostile_id = requests.post(f"{url}/receive", json=hostile, timeout=30).json()["taskID"]
     assert _wait(url, hostile_id) == "422 Unprocessable Entity"
     orm = dict(event, eventType="org.pacifica.metadata.orm", eventID="orm")

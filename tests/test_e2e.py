@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import EXAMPLE_DATA
+from conftest import EXAMPLE_DATA, edited_event
 from expected import expected_outputs
 from httpserver import serving
 
@@ -128,16 +128,12 @@ def test_duplicate_runs_once_and_failures_are_recorded(
     service: tuple[str, Settings, Path], example_event: dict[str, Any]
 ) -> None:
     url, settings, log = service
-    failing = json.loads(json.dumps(example_event))
-    failing["eventID"] = "failing"
-    for entry in failing["data"]:
-        if entry.get("key") == "proxymod.config_2.PROJECT.failure":
-            entry["value"] = "1"
-    invalid = json.loads(json.dumps(example_event))
-    invalid["eventID"] = "invalid"
-    for entry in invalid["data"]:
-        if entry.get("key") == "proxymod.config_1.OUTPUTS.out_dir":
-            entry["value"] = "../../escape"
+    failing = edited_event(
+        example_event, "failing", values={"proxymod.config_2.PROJECT.failure": "1"}
+    )
+    invalid = edited_event(
+        example_event, "invalid", values={"proxymod.config_1.OUTPUTS.out_dir": "../../escape"}
+    )
     first = _post(url, example_event)["taskID"]
     again = requests.post(f"{url}/receive", json=example_event, timeout=30)
     assert again.status_code == 200 and again.json()["taskID"] == first

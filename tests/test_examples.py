@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import DELIVERY_KEYS
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
 DATA_DIR = EXAMPLES_DIR / "data"
@@ -33,16 +34,7 @@ def entries(event: dict[str, Any], table: str) -> list[dict[str, Any]]:
 
 
 def test_event_has_the_notifications_shape(event: dict[str, Any]) -> None:
-    assert list(event) == [
-        "cloudEventsVersion",
-        "eventType",
-        "source",
-        "eventID",
-        "eventTime",
-        "extensions",
-        "contentType",
-        "data",
-    ]
+    assert tuple(event) == DELIVERY_KEYS
     assert event["cloudEventsVersion"] == "0.1"
     assert event["eventType"] == "org.pacifica.metadata.ingest"
     assert event["contentType"] == "application/json"

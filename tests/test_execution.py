@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import edited_event
 
 from pacifica.dispatcher_proxymod import store
 from pacifica.dispatcher_proxymod.errors import TransferError, UploadFailed
@@ -171,11 +172,11 @@ def _delivered(location: str) -> dict[str, Any]:
 def test_a_rejected_upload_gets_a_linked_report(
     open_store: Settings, example_event: dict[str, Any]
 ) -> None:
-    event = json.loads(json.dumps(example_event))
-    event["eventID"] = "misspelt"
-    for entry in event["data"]:
-        if entry.get("key") == "proxymod.config_1.PROJECT.runtime":
-            entry["key"] = "proxymod.config_1.PROJECT.runtme"
+    event = edited_event(
+        example_event,
+        "misspelt",
+        renames={"proxymod.config_1.PROJECT.runtime": "proxymod.config_1.PROJECT.runtme"},
+    )
     task_id = _record(event)
     assert execute(open_store, task_id, make_transfer(open_store)).status is (
         TaskStatus.UNPROCESSABLE

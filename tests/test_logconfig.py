@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from conftest import edited_event
 from httpserver import serving
 from test_e2e import start_worker, stop_worker, wait_final
 
@@ -73,11 +74,9 @@ def test_worker_writes_json_lines_about_a_failed_task(
     """A real worker and real HTTP: every log line is JSON, the lines about the task name
     it, the last one gives its state and reason, and nothing says it succeeded."""
     settings = open_store.with_changes(log_format="json")
-    failing = json.loads(json.dumps(example_event))
-    failing["eventID"] = "json-logs"
-    for entry in failing["data"]:
-        if entry.get("key") == "proxymod.config_2.PROJECT.failure":
-            entry["value"] = "1"
+    failing = edited_event(
+        example_event, "json-logs", values={"proxymod.config_2.PROJECT.failure": "1"}
+    )
     log_path = tmp_path / "worker.log"
     worker = start_worker(settings, log_path)
     try:

@@ -12,6 +12,7 @@ from typing import Any
 import jsonschema
 import pacifica.cli
 import pytest
+from conftest import DELIVERY_KEYS
 from expected import expected_outputs
 from pacifica.uploader.metadata import metadata_decode
 
@@ -132,16 +133,7 @@ def test_every_pack_is_a_new_event_unless_its_id_is_given(tmp_path: Path) -> Non
     assert first["eventID"].startswith("metadata.ingest.1101.")
     assert pack(data, configs, SETTINGS, event_id="mine").event["eventID"] == "mine"
     assert first["source"] == "http://metadata.pacifica.org/transactions?_id=1101"
-    assert list(first) == [
-        "cloudEventsVersion",
-        "eventType",
-        "source",
-        "eventID",
-        "eventTime",
-        "extensions",
-        "contentType",
-        "data",
-    ]
+    assert tuple(first) == DELIVERY_KEYS
     assert first["data"][-1] == {"destinationTable": "Transactions._id", "value": 1101}
     assert first["data"][0] == {"destinationTable": "Transactions.submitter", "value": 10}
 

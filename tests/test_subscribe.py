@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EXAMPLE_EVENT
+from conftest import EXAMPLE_EVENT, edited_event
 from jsonpath2.path import Path as JsonPath
 from pacifica_stack_finder import find_stack
 
@@ -156,9 +156,9 @@ def test_default_subscription_is_broad_and_strict_is_the_route() -> None:
     assert expression_for(Settings(), {}) == subscription_expression(Settings(), strict=False)
     assert expression_for(Settings(), {}, strict=True) == subscription_expression(Settings())
     _, marked = _events("m")
-    for entry in marked["data"]:
-        if entry.get("key") == "proxymod.config_1.PROJECT.runtime":
-            entry["key"] = "proxymod.config_1.PROJECT.runtme"
+    marked = edited_event(
+        marked, renames={"proxymod.config_1.PROJECT.runtime": "proxymod.config_1.PROJECT.runtme"}
+    )
     assert _matches(expression_for(Settings(), {"test.run": "m"}), marked)
     assert not _matches(expression_for(Settings(), {"test.run": "m"}, strict=True), marked)
 

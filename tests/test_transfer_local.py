@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from test_tree import make_chain
+from transfer_files import sha1, write
 
 from pacifica.dispatcher_proxymod.errors import ChecksumMismatch, SettingsError, TransferError
 from pacifica.dispatcher_proxymod.events import Event, FileEntry, Upload
@@ -31,10 +32,6 @@ from pacifica.dispatcher_proxymod.transfer.local import DELIVERY_SUFFIX
 from pacifica.dispatcher_proxymod.tree import remove_tree
 
 EVENT = Event(specversion="1.0", id="metadata.ingest.7", source="test", type="test")
-
-
-def sha1(data: bytes) -> str:
-    return hashlib.sha1(data).hexdigest()  # noqa: S324
 
 
 def entry(name: str, subdir: str, data: bytes, file_id: int | None = 1) -> FileEntry:
@@ -60,12 +57,6 @@ def make_upload(files: tuple[FileEntry, ...] = ()) -> Upload:
         key_values={"proxymod.task": "run"},
         files=files,
     )
-
-
-def write(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path
 
 
 @pytest.fixture

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from conftest import edited_event
+
 from pacifica.dispatcher_proxymod.events import Event, parse_http
 from pacifica.dispatcher_proxymod.proxymod.validate import (
     rejection_reasons,
@@ -28,11 +30,6 @@ def as_event(document: dict[str, Any]) -> Event:
     return parse_http({"Content-Type": "application/json"}, json.dumps(document).encode())
 
 
-def rename_key(document: dict[str, Any], old: str, new: str) -> None:
-    (entry,) = [entry for entry in document["data"] if entry.get("key") == old]
-    entry["key"] = new
-
-
 def test_the_example_has_no_problem() -> None:
     event = as_event(example())
     assert request_problems(event, SETTINGS) == []
@@ -43,8 +40,10 @@ def test_the_example_has_no_problem() -> None:
 
 
 def test_a_misspelt_key_is_named_once_with_its_correction() -> None:
-    document = example()
-    rename_key(document, "proxymod.config_1.PROJECT.runtime", "proxymod.config_1.PROJECT.runtme")
+    document = edited_event(
+        example(),
+        renames={"proxymod.config_1.PROJECT.runtime": "proxymod.config_1.PROJECT.runtme"},
+    )
     assert rejection_reasons(as_event(document), SETTINGS) == [
         "`proxymod.config_1.PROJECT.runtme`: unknown key; did you mean `runtime`?",
         "`proxymod.config_1.PROJECT.runtime`: missing (PROJECT needs runtime, failure); "
@@ -53,22 +52,20 @@ def test_a_misspelt_key_is_named_once_with_its_correction() -> None:
 
 
 def test_route_config_and_file_problems_are_listed_together() -> None:
-    document = example()
-    for entry in document["data"]:
-        if entry.get("key") == "proxymod.version":
-            entry["value"] = "1"
-        if entry.get("key") == "proxymod.config_2.INPUTS.in_file_two":
-            entry["value"] = "in_file_2.csv"
-        if entry.get("key") == "proxymod.config_3.PROJECT.failure":
-            entry["value"] = "yes"
+    document = edited_event(
+        example(),
+        values={
+            "proxymod.version": "1",
+            "proxymod.config_2.INPUTS.in_file_two": "in_file_2.csv",
+            "proxymod.config_3.PROJECT.failure": "yes",
+        },
+    )
     reasons = rejection_reasons(as_event(document), SETTINGS)
     assert reasons == [
         "`proxymod.version`: is 1 (expected v0.0.1)",
         "`proxymod.config_3.PROJECT.failure`: must be 0 or 1 (given 'yes')",
     ]
-    for entry in document["data"]:
-        if entry.get("key") == "proxymod.config_3.PROJECT.failure":
-            entry["value"] = "0"
+    document = edited_event(document, values={"proxymod.config_3.PROJECT.failure": "0"})
     assert rejection_reasons(as_event(document), SETTINGS) == [
         "`proxymod.version`: is 1 (expected v0.0.1)",
         "`proxymod.config_2.INPUTS.in_file_two`: the upload has no text/csv File "
