@@ -11,6 +11,7 @@ Tests that need bubblewrap skip with the reason when it does not work here, exce
 ``"true"``: there they fail.
 """
 
+# ruff: noqa: F811 - pytest passes the fixture imported from test_sandbox by name
 from __future__ import annotations
 
 import contextlib
@@ -29,7 +30,7 @@ from typing import Any
 
 import pytest
 from conftest import EXAMPLE_DATA
-from test_sandbox import processes_mentioning, require_bwrap
+from test_sandbox import isolation, processes_mentioning, require_bwrap  # noqa: F401 - a fixture
 
 from pacifica.dispatcher_proxymod.errors import UnprocessableEvent
 from pacifica.dispatcher_proxymod.events import Event, parse_http
@@ -170,14 +171,6 @@ class Hostile:
                 if path.is_file() and not path.is_symlink():
                     blob += path.read_bytes()
         return blob
-
-
-@pytest.fixture(params=["bwrap", "process"])
-def isolation(request: pytest.FixtureRequest) -> str:
-    mode: str = request.param
-    if mode == "bwrap":
-        require_bwrap()
-    return mode
 
 
 @pytest.fixture

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from conftest import edited_event
 from httpserver import serving
 from test_e2e import start_worker, stop_worker, wait_final
 
@@ -28,10 +28,7 @@ def test_each_models_logs_over_http_and_the_command_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     settings = open_store.with_changes(keep_work="always")
-    failing = json.loads(json.dumps(example_event))
-    for entry in failing["data"]:
-        if entry.get("key") == "proxymod.config_2.PROJECT.failure":
-            entry["value"] = "1"
+    failing = edited_event(example_event, values={"proxymod.config_2.PROJECT.failure": "1"})
     worker = start_worker(settings, tmp_path / "worker.log")
     try:
         with serving(create_app(settings, create_celery_app(settings))) as url:

@@ -3,12 +3,12 @@ equal what the API lists."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import requests
+from conftest import edited_event
 from httpserver import serving
 from prometheus_client.parser import text_string_to_metric_families
 from test_e2e import start_worker, stop_worker, wait_final
@@ -28,12 +28,7 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def _variant(example_event: dict[str, Any], event_id: str, key: str, value: str) -> dict[str, Any]:
-    event = json.loads(json.dumps(example_event))
-    event["eventID"] = event_id
-    for entry in event["data"]:
-        if entry.get("key") == key:
-            entry["value"] = value
-    return event
+    return edited_event(example_event, event_id, values={key: value})
 
 
 def test_metrics_equal_what_the_api_lists(
