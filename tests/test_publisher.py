@@ -239,8 +239,10 @@ class _SilentListener:
 
 
 def test_submit_never_waits_for_the_broker(
-    open_store: Settings, example_event: dict[str, Any]
+    open_store: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """A broker that accepts connections and never answers: submit returns at once, and the
+    publisher gives the batch up by itself (connect and socket timeouts), to recovery."""
     listener = _SilentListener()
     try:
         stuck = create_celery_app(_down(open_store, listener.port))
@@ -248,15 +250,18 @@ def test_submit_never_waits_for_the_broker(
         publisher.submit(["first"])
         _wait(lambda: listener.accepted, 30, "the publisher connecting")
         started = time.monotonic()
-        for number in range(12):
-            publisher.submit([f"more-{number}"])
+        with caplog.at_level(logging.WARNING, logger="pacifica.dispatcher_proxymod.publisher"):
+            for number in range(12):
+                publisher.submit([f"more-{number}"])
         assert time.monotonic() - started < 1.0, "submit waited for the broker"
         assert publisher.left_to_recovery == 2, "beyond the pending limit: recovery's"
+        said = [r.getMessage() for r in caplog.records if r.name.endswith(".publisher")]
+        assert said == ["1 task(s) left to recovery: the publisher is 10 tasks behind"]
+        publisher.close(timeout=90)
+        assert not publisher.running, "the publisher hangs on a broker that never answers"
+        assert (publisher.published, publisher.left_to_recovery) == (0, 13)
     finally:
         listener.close()
-    publisher.close(timeout=60)
-    assert not publisher.running
-    assert publisher.published == 0
 
 
 def test_close_publishes_what_is_pending(

@@ -52,6 +52,7 @@ class BatchPublisher:
         self._closing = False
         self._busy = False
         self._failing = False
+        self._refusing = False
         self._wake = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="dispatcher-publisher", daemon=True)
         self._thread.start()
@@ -67,7 +68,9 @@ class BatchPublisher:
             self._pending.extend(taken)
             self._wake.notify()
         if len(taken) < len(ids):
-            self._leave(len(ids) - len(taken), "the publisher is closed or its list is full")
+            self._leave(len(ids) - len(taken))
+        else:
+            self._refusing = False
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every id submitted so far was published or left to recovery; whether it
@@ -109,25 +112,32 @@ class BatchPublisher:
             store.close_database()
 
     def _publish(self, batch: list[str]) -> None:
-        if queue.paused(self.app):  # failed moments ago: logged then, recovery's now
-            self.left_to_recovery += len(batch)
-            return
-        try:
-            sent = queue.publish_many(self.app, batch)
-        except Exception:  # nothing may stop this thread; the rows are recovery's
-            log.exception("publishing %d task(s) failed; recovery will re-queue them", len(batch))
-            sent = False
-        if sent:
-            self.batches += 1
-            self.published += len(batch)
-            if self._failing:
-                self._failing = False
-                log.info("publishing again (%d task(s) left to recovery)", self.left_to_recovery)
-        else:
-            self._failing = True
-            self.left_to_recovery += len(batch)
+        sent = False
+        if not queue.paused(self.app):  # else it failed moments ago: logged then, recovery's now
+            try:
+                sent = queue.publish_many(self.app, batch)
+            except Exception:  # nothing may stop this thread; the rows are recovery's
+                log.exception(
+                    "publishing %d task(s) failed; recovery will re-queue them", len(batch)
+                )
+        with self._wake:
+            if sent:
+                self.batches += 1
+                self.published += len(batch)
+            else:
+                self.left_to_recovery += len(batch)
+        if sent and self._failing:
+            log.info("publishing again (%d task(s) left to recovery so far)", self.left_to_recovery)
+        self._failing = not sent
 
-    def _leave(self, count: int, why: str) -> None:
+    def _leave(self, count: int) -> None:
+        """Leave ``count`` submitted ids to recovery; said once until a submit fits again."""
         with self._wake:
             self.left_to_recovery += count
-        log.warning("%d task(s) left to recovery: %s", count, why)
+            said, self._refusing = self._refusing, True
+        if not said:
+            log.warning(
+                "%d task(s) left to recovery: the publisher is %s",
+                count,
+                "closed" if self._closing else f"{self.pending_limit} tasks behind",
+            )

@@ -35,6 +35,10 @@ TASK_NAME = "pacifica.dispatcher_proxymod.tasks.receive"
 QUEUE_NAME = DEFAULT_QUEUE
 
 
+#: How long a Redis reply may take (the worker's BRPOP returns every second).
+REDIS_SOCKET_TIMEOUT_SECONDS = 10.0
+
+
 def broker_options(settings: Settings) -> dict[str, Any]:
     """Transport options for the configured broker (the embedded one needs its folders)."""
     url = settings.broker_url
@@ -50,8 +54,14 @@ def broker_options(settings: Settings) -> dict[str, Any]:
             "store_processed": False,
         }
     if url.startswith(("redis:", "rediss:")):
-        # a message not acknowledged within the hour goes back to the queue
-        return {"visibility_timeout": 3600, "socket_connect_timeout": 5}
+        # a message not acknowledged within the hour goes back to the queue; a reply that
+        # takes longer than REDIS_SOCKET_TIMEOUT_SECONDS is a dead connection (a peer gone
+        # without a reset), not a wait: the web's one publishing thread must not hang on it
+        return {
+            "visibility_timeout": 3600,
+            "socket_connect_timeout": 5,
+            "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+        }
     return {}
 
 
