@@ -244,6 +244,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--slow-setups", default=None, help="setups with the slow load too")
     parser.add_argument("--memory-rounds", type=int, default=None, help="0: no memory part")
     parser.add_argument("--before", default="", help="another install's python: @before targets")
+    parser.add_argument("--before-label", default="before", help="their suffix (after the @)")
     parser.add_argument("--publish-wait", type=float, default=15.0, help="seconds, per run")
     parser.add_argument("--json", type=Path, default=None, help="write every run here")
     parser.add_argument("--keep", action="store_true", help="keep logs and state")
@@ -266,7 +267,7 @@ def parse_args() -> argparse.Namespace:
 def start_targets(args: argparse.Namespace, work: Path) -> list[Target]:
     """The ceiling and every dispatcher target, started and warmed up."""
     targets = [Target(CEILING, start_ceiling(work))]
-    installs = [("", "")] + ([("@before", args.before)] if args.before else [])
+    installs = [("", "")] + ([(f"@{args.before_label}", args.before)] if args.before else [])
     for setup_name in args.setups.split(","):
         state = work / setup_name
         state.mkdir()

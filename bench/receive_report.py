@@ -24,7 +24,9 @@ INTERESTING = (
     "waitress",
     "cheroot",
     "cherrypy",
-    "run (",
+    "prometheus",
+    "logging",
+    "uuid",
 )
 #: issue 11's targets: (setup, connections) -> least ratio to the ceiling, largest p99 (ms).
 TARGETS = {
@@ -62,21 +64,26 @@ def print_run(run: Any) -> None:
 
 
 def print_profiles(profiles: dict[str, Path]) -> None:
-    """Inclusive and exclusive shares of each profile's CPU samples."""
+    """Each profile: the threads' shares of the CPU (GIL) samples, then within each busy
+    thread the inclusive share of our code's and the libraries' frames, then the top frames."""
     for name, profile in profiles.items():
-        if not profile.exists():
-            print(f"\n# no profile of {name} (py-spy wrote nothing)")
+        threads = summarize_threads(profile) if profile.exists() else []
+        if not threads:
+            print(f"\n# no profile of {name} (py-spy wrote no samples)")
             continue
-        print(f"\n# profile of {name} at 8 connections: inclusive share of CPU (GIL) samples")
-        for frame, share in summarize_profile(profile, top=60):
-            if share >= 1.0 and any(word in frame for word in INTERESTING):
-                print(f"  {share:5.1f}%  {frame}")
-        print(f"# {name}: share of each thread")
-        for thread, share in summarize_threads(profile):
+        print(f"\n# profile of {name} at 8 connections (py-spy, GIL holders): share of each thread")
+        for thread, share in threads:
             print(f"  {share:5.1f}%  {thread}")
-        print(f"# {name}: exclusive share (the frame on top of the stack)")
-        for frame, share in summarize_self(profile, top=25):
-            print(f"  {share:5.1f}%  {frame}")
+        for thread, share in threads:
+            if share < 5.0:
+                continue
+            print(f"# {name}, thread {thread} ({share:.0f}% of all): inclusive shares within it")
+            for frame, part in summarize_profile(profile, top=80, thread=thread):
+                if part >= 2.0 and any(word in frame for word in INTERESTING):
+                    print(f"  {part:5.1f}%  {frame}")
+        print(f"# {name}: exclusive share of all samples (the frame on top of the stack)")
+        for frame, part in summarize_self(profile, top=20):
+            print(f"  {part:5.1f}%  {frame}")
 
 
 def _group(runs: list[Any]) -> dict[tuple[str, str, int], list[Any]]:

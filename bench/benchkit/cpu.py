@@ -116,12 +116,18 @@ def start_py_spy(pid: int, seconds: float, output: Path, wall: bool = False) -> 
 
 
 def summarize_profile(
-    path: Path, top: int = 20, within: str | None = None, leave_out: str | None = None
+    path: Path,
+    top: int = 20,
+    within: str | None = None,
+    leave_out: str | None = None,
+    thread: str | None = None,
 ) -> list[tuple[str, float]]:
     """The functions with the largest inclusive share of samples (folded stacks from py-spy).
 
     With ``within``, only stacks through a frame containing it count, as shares of those; with
-    ``leave_out`` too, stacks through that frame are left out of the functions (not the total).
+    ``leave_out`` too, stacks through that frame are left out of the functions (not the total);
+    with ``thread``, only the stacks of threads of that name (as :func:`summarize_threads`
+    gives it) count, as shares of those.
     """
     totals: dict[str, int] = {}
     samples = 0
@@ -130,6 +136,8 @@ def summarize_profile(
         if not count_text.isdigit():
             continue
         if within is not None and within not in stack:
+            continue
+        if thread is not None and _thread_name(stack) != thread:
             continue
         count = int(count_text)
         samples += count
@@ -176,9 +184,14 @@ def summarize_threads(path: Path) -> list[tuple[str, float]]:
             continue
         count = int(count_text)
         samples += count
-        root = stack.split(";", 1)[0]
-        name = root.split(": ", 1)[1] if root.startswith("thread (") and ": " in root else "?"
-        name = re.sub(r"\d+", "N", name)
+        name = _thread_name(stack)
         totals[name] = totals.get(name, 0) + count
     ranked = sorted(totals.items(), key=lambda item: -item[1])
     return [(name, 100.0 * count / samples) for name, count in ranked] if samples else []
+
+
+def _thread_name(stack: str) -> str:
+    """The name of the thread of a folded stack (numbers as ``N``), ``?`` without one."""
+    root = stack.split(";", 1)[0]
+    name = root.split(": ", 1)[1] if root.startswith("thread (") and ": " in root else "?"
+    return re.sub(r"\d+", "N", name)
