@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ import requests
 from conftest import EXAMPLE_DATA, edited_event
 from expected import expected_outputs
 from httpserver import serving
+from workers import worker_command
 
 from pacifica.dispatcher_proxymod import store
 from pacifica.dispatcher_proxymod.queue import create_celery_app
@@ -35,19 +35,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
 
 def start_worker(settings: Settings, log: Path, concurrency: int = 1) -> subprocess.Popen[bytes]:
     """A real Celery worker in its own process group."""
-    command = [
-        sys.executable,
-        "-m",
-        "pacifica.dispatcher_proxymod",
-        "worker",
-        "--concurrency",
-        str(concurrency),
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-        "-n",
-        f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
-    ]
+    command = worker_command("test", concurrency)
     with log.open("ab") as out:
         return subprocess.Popen(
             command,

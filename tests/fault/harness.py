@@ -16,13 +16,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
+from workers import SERVICE_ENTRY, worker_command
 
 from pacifica.dispatcher_proxymod import states, store
 from pacifica.dispatcher_proxymod.settings import Settings, load_settings
@@ -212,21 +212,8 @@ class Worker:
         self, dispatcher: Dispatcher, name: str, concurrency: int = 1, slow_transfer: bool = False
     ) -> None:
         self.log = dispatcher.logs / f"worker-{name}.log"
-        entry = (
-            [str(SLOW_TRANSFER_WORKER)] if slow_transfer else ["-m", "pacifica.dispatcher_proxymod"]
-        )
-        command = [
-            sys.executable,
-            *entry,
-            "worker",
-            "--concurrency",
-            str(concurrency),
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-n",
-            f"fault-{name}-{os.getpid()}-{time.monotonic_ns()}@%h",
-        ]
+        entry = [str(SLOW_TRANSFER_WORKER)] if slow_transfer else SERVICE_ENTRY
+        command = worker_command(f"fault-{name}", concurrency, entry)
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 command,
