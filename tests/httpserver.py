@@ -38,3 +38,6 @@ def serving(app: Any, http: HttpSettings | None = None) -> Iterator[str]:
     finally:
         server.stop()
         thread.join(timeout=10)
+        close = getattr(app, "close", None)  # the application's intake and publisher
+        if close is not None:
+            close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -25,6 +26,17 @@ def base_url(open_store: Settings) -> Iterator[str]:
         yield url
 
 
+def _queued(task_id: str, timeout: float = 30) -> store.Task | None:
+    """The task once its message reached the broker (the publisher marks it just after the
+    answer); the row as it is when ``timeout`` ran out."""
+    deadline = time.monotonic() + timeout
+    task = store.get_task(task_id)
+    while task is not None and task.queued_at is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+        task = store.get_task(task_id)
+    return task
+
+
 def _post(url: str, body: Any, **kwargs: Any) -> requests.Response:
     data = body if isinstance(body, bytes | str) else json.dumps(body)
     headers = kwargs.pop("headers", {"Content-Type": "application/json"})
@@ -36,7 +48,7 @@ def test_receive_records_and_queues(base_url: str, example_event: dict[str, Any]
     assert answer.status_code == 202
     body = answer.json()
     assert body["status"] == "202 Accepted" and body["duplicate"] is False
-    task = store.get_task(body["taskID"])
+    task = _queued(body["taskID"])
     assert task is not None and task.queued_at is not None
     status = requests.get(f"{base_url}/status/{body['taskID']}", timeout=10)
     assert status.status_code == 200 and status.json() == "202 Accepted"
@@ -82,7 +94,7 @@ def test_a_refused_upload_that_asks_for_proxymod_is_queued_for_its_report(
     assert answer.status_code == 202
     body = answer.json()
     assert body["status"] == "202 Accepted"  # the worker rejects it and uploads the report
-    task = store.get_task(body["taskID"])
+    task = _queued(body["taskID"])
     assert task is not None and task.queued_at is not None and task.route is None
     # without a transaction to answer, it is refused here and now, as before
     unlinked = dict(misspelt, eventID="unlinked")

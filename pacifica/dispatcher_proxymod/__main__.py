@@ -13,7 +13,7 @@ import sys
 
 import cherrypy
 
-from .cli import main
+from .cli import STOP_AFTER_SERVER, main
 from .logconfig import configure as configure_logging
 from .queue import create_celery_app
 from .settings import load_settings
@@ -28,7 +28,10 @@ celery_app = create_celery_app()
 def _build_application() -> cherrypy.Application:
     settings = load_settings()
     configure_logging(settings)
-    return create_app(settings, create_celery_app(settings))
+    app = create_app(settings, create_celery_app(settings))
+    # the intake and the publisher finish their work when CherryPy's engine stops
+    cherrypy.engine.subscribe("stop", app.close, priority=STOP_AFTER_SERVER)
+    return app
 
 
 application = LazyApplication(_build_application)

@@ -171,11 +171,17 @@ def serve(settings: Settings, host: str, port: int, cp_config: str | None = None
         app.merge(cp_config)
     cherrypy.tree.mount(app, "")
     mount(cherrypy.tree, host, port, settings.http, settings.max_body_bytes)
+    # on SIGTERM, once the HTTP server answered what it had read and stopped: the intake
+    # writes every row it holds, the publisher sends their messages
+    cherrypy.engine.subscribe("stop", app.close, priority=STOP_AFTER_SERVER)
     if hasattr(cherrypy.engine, "signal_handler"):
         cherrypy.engine.signal_handler.subscribe()
     cherrypy.engine.start()
     cherrypy.engine.block()
 
+
+#: The priority of the application's close on the engine's ``stop`` (after the HTTP server's 50).
+STOP_AFTER_SERVER = 75
 
 #: glibc's mallopt parameters (malloc.h).
 _M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8

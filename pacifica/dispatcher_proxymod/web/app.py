@@ -15,6 +15,7 @@ import cherrypy
 from celery import Celery
 
 from .. import store
+from ..publisher import BatchPublisher
 from ..routing import subscription_expression
 from ..settings import Settings
 from .control import TaskControl
@@ -37,8 +38,6 @@ class Api:
         self.status = reads.status
         self.get = reads.get
         self.logs = LogReads(settings).logs
-        # POST /receive: served by the fast path in front of the tree (create_app)
-        self.receiver = Receiver(settings, celery_app)
         control = TaskControl(settings, celery_app)
         self.retry = control.retry
         self.cancel = control.cancel
@@ -93,7 +92,12 @@ def create_app(settings: Settings, celery_app: Celery) -> FastPathApplication:
     api = Api(settings, celery_app)
     app = FastPathApplication(api, "", app_config(settings, api))
     app.request_class = JsonErrorsRequest
-    app.receive_endpoint = ReceiveEndpoint(settings, api.receiver, api.web_metrics, app.log)
+    # POST /receive: one writer (group commit) whose commits go to one batch publisher
+    publisher = BatchPublisher(celery_app)
+    intake = store.Intake.from_settings(settings, on_committed=publisher.submit)
+    receiver = Receiver(settings, intake)
+    app.receive_endpoint = ReceiveEndpoint(settings, receiver, api.web_metrics, app.log)
+    app.closing = (intake.close, publisher.close)
     return app
 
 

@@ -22,14 +22,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import peewee
-from celery import Celery
 
 from .. import store
 from ..errors import InvalidEvent, UnprocessableEvent
 from ..events import Event, parse_http, parse_upload
 from ..logconfig import task_context
 from ..proxymod.validate import request_problems
-from ..queue import publish
 from ..routing import ROUTE_NAME, asks_for_proxymod, quick_mismatch
 from ..settings import Settings
 from ..states import TaskStatus
@@ -70,11 +68,15 @@ def unavailable() -> Answer:
 
 
 class Receiver:
-    """What ``POST /receive`` does with a body that arrived within the limits."""
+    """What ``POST /receive`` does with a body that arrived within the limits.
 
-    def __init__(self, settings: Settings, celery_app: Celery) -> None:
+    Rows are written by the process's one :class:`~.store.Intake` (group commit), whose
+    ``on_committed`` hands the new tasks' ids to the :class:`~.publisher.BatchPublisher`.
+    """
+
+    def __init__(self, settings: Settings, intake: store.Intake) -> None:
         self.settings = settings
-        self.celery_app = celery_app
+        self.intake = intake
 
     def receive(self, headers: Mapping[str, str], body: bytes) -> Answer:
         """Parse, check, record and queue one event; the answer to send."""
@@ -91,25 +93,28 @@ class Receiver:
                 str(problem) for problem in request_problems(event, self.settings)
             ] or reasons
         answered = bool(reasons) and _answerable(event, self.settings)
+        if reasons and not answered:
+            row = store.new_task(event, TaskStatus.UNPROCESSABLE, reason="; ".join(reasons))
+        else:  # a refused one is queued for its report only: it has no route
+            route = None if reasons else ROUTE_NAME
+            row = store.new_task(event, TaskStatus.ACCEPTED, route=route)
+        event_id, source = event.id, event.source
+        del event  # a large event is kept once from here: as the row's JSON
         try:
-            if reasons and not answered:
-                recorded = store.record_event(
-                    event, TaskStatus.UNPROCESSABLE, reason="; ".join(reasons)
-                )
-            else:  # a refused one is queued for its report only: it has no route
-                route = None if reasons else ROUTE_NAME
-                recorded = store.record_event(event, TaskStatus.ACCEPTED, route=route)
+            recorded = self.intake.record(row)
+        except store.IntakeBusy as exc:
+            log.warning("could not record event %s from %s now: %s", event_id, source, exc)
+            return unavailable()
         except (peewee.DataError, ValueError) as exc:  # e.g. NUL or too long for PostgreSQL
             problem = f"the task store cannot keep this event: {str(exc).strip()}"
             return invalid([problem], problem)
         except peewee.PeeweeException as exc:
-            log.error("could not record event %s from %s: %s", event.id, event.source, exc)
+            log.error("could not record event %s from %s: %s", event_id, source, exc)
             return unavailable()
         task = recorded.task
-        with task_context(task.id, event.id):
-            if recorded.created and (answered or not reasons):
-                publish(self.celery_app, task.id)
-                log.info("task %s recorded and queued", task.id)
+        with task_context(task.id, event_id):
+            if recorded.created and row.status == TaskStatus.ACCEPTED.value:
+                log.info("task %s recorded and handed to the publisher", task.id)
             elif recorded.created:
                 log.info("task %s rejected: %s", task.id, "; ".join(reasons))
             else:
