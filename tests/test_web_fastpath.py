@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from test_web import _queued
 
 from pacifica.dispatcher_proxymod import store
+from pacifica.dispatcher_proxymod.events import Event, parse_http
 from pacifica.dispatcher_proxymod.queue import create_celery_app
 from pacifica.dispatcher_proxymod.settings import Settings
 from pacifica.dispatcher_proxymod.web import create_app
@@ -306,7 +307,7 @@ def test_each_request_is_logged_as_cherrypy_logs_it_without_its_body(
     line = access[0].getMessage()
     assert '"POST /receive HTTP/1.1" 202 ' in line and line.endswith('"" "probe/1"')
     assert line.startswith("127.0.0.1 - - [")
-    assert any("recorded and handed to the publisher" in r.getMessage() for r in caplog.records)
+    assert any("recorded and queued" in r.getMessage() for r in caplog.records)
     # (peewee's query lines carry it: the service's log filter drops them, test_quiet.py)
     assert not [r for r in caplog.records if marker in r.getMessage() and r.name != "peewee"]
 
@@ -389,3 +390,34 @@ def test_a_writer_that_cannot_commit_in_time_gets_503_and_the_retry_200(
         retry = _post(base, example_event)
         assert retry.status_code in (200, 202), retry.text
         assert store.list_tasks(1, 10)[1] == 1
+
+
+def test_a_cloudevents_0_1_body_is_kept_as_it_came(url: str, example_event: dict[str, Any]) -> None:
+    """No second serialisation: the row keeps the body; every reader reads the same event."""
+    event = dict(example_event, eventTypeVersion="2", custom="c", extensions={"x": 1})
+    body = json.dumps(event, indent=1, ensure_ascii=False).encode()  # not our own spelling
+    answer = _post(url, body)
+    assert answer.status_code == 202, answer.text
+    task = store.get_task(answer.json()["taskID"])
+    assert task is not None and task.event_json == body.decode()
+    expected = parse_http(JSON_HEADERS, body)
+    assert Event.from_json(task.event_json) == expected  # what the worker reads
+    shown = requests.get(url + answer.headers["Location"], timeout=30).json()["event"]
+    assert shown["extensions"] == {"custom": "c", "x": 1, "eventtypeversion": "2"}
+    assert shown["data"] == example_event["data"] and shown["specversion"] == "0.1"
+    assert shown["datacontenttype"] == example_event["contentType"]
+    # a CloudEvents 1.0 event is kept normalised, as before
+    structured = {
+        "specversion": "1.0",
+        "id": "kept-1",
+        "source": example_event["source"],
+        "type": example_event["eventType"],
+        "data": example_event["data"],
+    }
+    headers = {"Content-Type": "application/cloudevents+json"}
+    answer = _post(url, structured, headers=headers)
+    assert answer.status_code == 202, answer.text
+    task = store.get_task(answer.json()["taskID"])
+    assert task is not None
+    assert json.loads(task.event_json)["specversion"] == "1.0"
+    assert Event.from_json(task.event_json).id == "kept-1"

@@ -80,13 +80,19 @@ class Event:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Event:
-        """Read back what :meth:`to_json` wrote; raises InvalidEvent on anything else."""
+        """Read back what the store keeps: what :meth:`to_json` wrote, or a CloudEvents 0.1
+        document as it was received (read again as it was then); raises InvalidEvent on
+        anything else."""
         problems: list[str] = []
         document = load_json(text, problems)
         if problems:
             raise InvalidEvent(problems)
         if not isinstance(document, dict):
             raise InvalidEvent(f"stored event is a JSON {json_type(document)}, not an object")
+        if "specversion" not in document and "cloudEventsVersion" in document:
+            from .legacy import parse_legacy  # (legacy builds on this module)
+
+            return parse_legacy(document)
         for name in ("specversion", *REQUIRED_ATTRIBUTES):
             check_required(document, name, name, problems)
         for name in ("time", "datacontenttype", "dataschema"):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ..events.legacy import parse_legacy
 from ..states import Stage, TaskState
 from .lifecycle import history
 from .models import Attempt, Task
@@ -58,6 +59,14 @@ class Field:
 
 def _event(task: Task) -> dict[str, Any]:
     event = json.loads(task.event_json)
+    if "specversion" not in event and "cloudEventsVersion" in event:  # kept as received
+        normalised = parse_legacy(event)
+        event = {
+            "datacontenttype": normalised.datacontenttype,
+            "dataschema": normalised.dataschema,
+            "extensions": dict(normalised.extensions),
+            "data": normalised.data,
+        }
     return {
         "specversion": task.specversion,
         "id": task.event_id,

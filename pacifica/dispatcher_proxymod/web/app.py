@@ -21,6 +21,7 @@ from ..settings import Settings
 from .control import TaskControl
 from .errors import JsonErrorsRequest, json_error_page
 from .fastpath import FastPathApplication, ReceiveEndpoint
+from .handoff import Handoff
 from .logs import LogReads
 from .metrics import WebMetrics
 from .receive import Receiver
@@ -94,8 +95,9 @@ def create_app(settings: Settings, celery_app: Celery) -> FastPathApplication:
     app.request_class = JsonErrorsRequest
     # POST /receive: one writer (group commit) whose commits go to one batch publisher
     publisher = BatchPublisher(celery_app)
-    intake = store.Intake.from_settings(settings, on_committed=publisher.submit)
-    receiver = Receiver(settings, intake)
+    handoff = Handoff(publisher)
+    intake = store.Intake.from_settings(settings, on_committed=handoff.submit)
+    receiver = Receiver(settings, intake, handoff)
     app.receive_endpoint = ReceiveEndpoint(settings, receiver, api.web_metrics, app.log)
     app.closing = (intake.close, publisher.close)
     return app

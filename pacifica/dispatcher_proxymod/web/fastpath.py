@@ -14,6 +14,7 @@ Everything else, and a request CherryPy itself would refuse first (HTTP/1.1 with
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -102,12 +103,12 @@ class ReceiveEndpoint:
             return failure(413, "PayloadTooLarge", f"the body is over {limit} bytes")
         large = length is None or length > LARGE_BODY_BYTES
         # a parsed event takes several times its body in memory: large ones go one at a time
+        read = functools.partial(read_body, environ["wsgi.input"], length, limit)
         with self._large_bodies if large else contextlib.nullcontext():
-            try:
-                body = read_body(environ["wsgi.input"], length, limit)
+            try:  # the receiver reads the body: it holds the only reference to it
+                return self.receiver.receive(event_headers(environ), read)
             except TooLarge as exc:
                 return failure(413, "PayloadTooLarge", str(exc))
-            return self.receiver.receive(event_headers(environ), body)
 
     def _access(self, environ: Mapping[str, Any], answer: Answer) -> None:
         """CherryPy's access-log line (Apache combined format) for this request."""

@@ -18,20 +18,21 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import peewee
 
 from .. import store
 from ..errors import InvalidEvent, UnprocessableEvent
-from ..events import Event, parse_http, parse_upload
+from ..events import LEGACY_VERSION, Event, parse_http, parse_upload
 from ..logconfig import task_context
 from ..proxymod.validate import request_problems
 from ..routing import ROUTE_NAME, asks_for_proxymod, quick_mismatch
 from ..settings import Settings
 from ..states import TaskStatus
 from .errors import encode, error_document
+from .handoff import Handoff
 
 log = logging.getLogger(__name__)
 
@@ -71,20 +72,30 @@ class Receiver:
     """What ``POST /receive`` does with a body that arrived within the limits.
 
     Rows are written by the process's one :class:`~.store.Intake` (group commit), whose
-    ``on_committed`` hands the new tasks' ids to the :class:`~.publisher.BatchPublisher`.
+    ``on_committed`` hands the new tasks' ids to the publisher (:class:`.handoff.Handoff`);
+    a new task is answered once its message left (bounded wait).
     """
 
-    def __init__(self, settings: Settings, intake: store.Intake) -> None:
+    def __init__(self, settings: Settings, intake: store.Intake, handoff: Handoff) -> None:
         self.settings = settings
         self.intake = intake
+        self.handoff = handoff
 
-    def receive(self, headers: Mapping[str, str], body: bytes) -> Answer:
-        """Parse, check, record and queue one event; the answer to send."""
+    def receive(self, headers: Mapping[str, str], read: Callable[[], bytes]) -> Answer:
+        """Read the body (``read()``), parse, check, record and queue one event; the answer.
+
+        The body is held here only (hence a reader, not the bytes): a large one is freed as
+        soon as it was parsed.
+        """
+        body = read()
         log.debug("a body of %d bytes (its content is never logged)", len(body))
         try:
             event = parse_http(headers, body)
         except InvalidEvent as exc:
             return invalid(exc.problems, str(exc))
+        # a CloudEvents 0.1 document (Pacifica's) is kept as it came, not serialised again:
+        # Event.from_json reads it as parse_http did
+        stored = body.decode("utf-8") if event.specversion == LEGACY_VERSION else None
         del body
         # the cheap checks here; the worker runs the full jsonpath2 match before any work
         reasons = quick_mismatch(event, self.settings)
@@ -94,10 +105,10 @@ class Receiver:
             ] or reasons
         answered = bool(reasons) and _answerable(event, self.settings)
         if reasons and not answered:
-            row = store.new_task(event, TaskStatus.UNPROCESSABLE, reason="; ".join(reasons))
+            status, route, reason = TaskStatus.UNPROCESSABLE, None, "; ".join(reasons)
         else:  # a refused one is queued for its report only: it has no route
-            route = None if reasons else ROUTE_NAME
-            row = store.new_task(event, TaskStatus.ACCEPTED, route=route)
+            status, route, reason = TaskStatus.ACCEPTED, None if reasons else ROUTE_NAME, None
+        row = store.new_task(event, status, route=route, reason=reason, event_json=stored)
         event_id, source = event.id, event.source
         del event  # a large event is kept once from here: as the row's JSON
         try:
@@ -114,7 +125,10 @@ class Receiver:
         task = recorded.task
         with task_context(task.id, event_id):
             if recorded.created and row.status == TaskStatus.ACCEPTED.value:
-                log.info("task %s recorded and handed to the publisher", task.id)
+                if self.handoff.wait(task.id):
+                    log.info("task %s recorded and queued", task.id)
+                else:
+                    log.info("task %s recorded; its message is not out yet", task.id)
             elif recorded.created:
                 log.info("task %s rejected: %s", task.id, "; ".join(reasons))
             else:
