@@ -20,7 +20,6 @@ from celery import Task as CeleryTask
 from kombu.entity import Queue
 
 from . import logconfig, retention, store
-from .execution import execute
 from .pipelining import REDIS_TRANSPORT, batch
 from .routing import prepare as prepare_route
 from .sandbox import sandbox_controls, sandbox_status
@@ -144,6 +143,10 @@ def start_worker_services(app: Celery) -> RecoveryLoop:
 
 def receive(self: CeleryTask, task_id: str) -> str:
     """Celery task: run one recorded task; retry later when it is busy elsewhere or transient."""
+    # the worker's side only: the web process, which imports this module to publish, never
+    # loads the handler, its transfers and report writers (about 6 MiB of its memory)
+    from .execution import execute
+
     settings: Settings = self.app.conf.dispatcher_settings
     with logconfig.task_context(task_id):
         _ensure_store(settings)
