@@ -165,6 +165,45 @@ def test_a_batch_waits_for_no_amqp_frame(
     assert len(_drain(app)) == 51
 
 
+def _messages(app: Any) -> list[Any]:
+    """Every message on our queue (acknowledged)."""
+    messages = []
+    with app.connection_for_read() as connection:
+        simple = connection.SimpleQueue(app.conf.task_default_queue)
+        try:
+            while True:
+                try:
+                    message = simple.get(timeout=1)
+                except simple.Empty:
+                    break
+                message.ack()
+                messages.append(message)
+        finally:
+            simple.close()
+    return messages
+
+
+def test_a_batch_sends_the_message_celery_sends(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    """The same task sent by a plain ``send_task`` and in a batch: the same message (only the
+    transport's own delivery tag differs)."""
+    app = create_celery_app(open_store)
+    _drain(app)
+    task_id = _record(example_event, "same")
+    app.send_task(queue.TASK_NAME, args=[task_id], task_id=task_id)
+    assert publish_many(app, [task_id, task_id])
+    plain, *batched = _messages(app)
+    assert len(batched) == 2
+
+    def comparable(message: Any) -> tuple[Any, ...]:
+        properties = {k: v for k, v in message.properties.items() if k != "delivery_tag"}
+        info = {k: v for k, v in message.delivery_info.items() if k != "delivery_tag"}
+        return message.headers, message.decode(), message.content_type, properties, info
+
+    assert comparable(batched[0]) == comparable(plain) == comparable(batched[1])
+
+
 def test_a_dead_broker_leaves_the_batch_to_recovery(
     open_store: Settings, example_event: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
