@@ -71,7 +71,9 @@ def test_a_batch_becomes_messages_the_worker_runs(
     _drain(app)
     task_ids = _tasks(example_event, "batch", 5)
     publisher = BatchPublisher(app)
-    publisher.submit(task_ids)
+    ticket = publisher.submit(task_ids)
+    assert publisher.wait(ticket, timeout=60)
+    assert all(_queued_at(task_ids)), "published and marked by the time wait returns"
     publisher.close()
     assert not publisher.running
     assert (publisher.batches, publisher.published, publisher.left_to_recovery) == (1, 5, 0)
@@ -286,8 +288,9 @@ def test_submit_never_waits_for_the_broker(
     try:
         stuck = create_celery_app(_down(open_store, listener.port))
         publisher = BatchPublisher(stuck, pending_limit=10)
-        publisher.submit(["first"])
+        first = publisher.submit(["first"])
         _wait(lambda: listener.accepted, 30, "the publisher connecting")
+        assert not publisher.wait(first, timeout=0.2), "its batch has not ended"
         started = time.monotonic()
         with caplog.at_level(logging.WARNING, logger="pacifica.dispatcher_proxymod.publisher"):
             for number in range(12):
@@ -299,6 +302,7 @@ def test_submit_never_waits_for_the_broker(
         publisher.close(timeout=90)
         assert not publisher.running, "the publisher hangs on a broker that never answers"
         assert (publisher.published, publisher.left_to_recovery) == (0, 13)
+        assert publisher.wait(first, timeout=0)
     finally:
         listener.close()
 
@@ -310,9 +314,10 @@ def test_close_publishes_what_is_pending(
     _drain(app)
     publisher = BatchPublisher(app, batch_limit=4)
     task_ids = _tasks(example_event, "pending", 10)
-    for task_id in task_ids:
-        publisher.submit([task_id])
+    tickets = [publisher.submit([task_id]) for task_id in task_ids]
+    assert tickets == list(range(1, 11))
     publisher.close()
+    assert publisher.wait(tickets[-1], timeout=0)
     assert publisher.published == 10 and publisher.batches <= 10
     assert all(_queued_at(task_ids))
     assert sorted(_drain(app)) == sorted(task_ids)

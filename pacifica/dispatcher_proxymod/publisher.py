@@ -5,7 +5,8 @@ which only appends them to a list. One thread of the publisher's own takes every
 (up to ``batch_limit`` ids) and sends it with :func:`queue.publish_many`: Celery's own messages
 through one producer, in one round trip on Redis (one pipeline) and without waiting on AMQP,
 then one UPDATE marks them queued. While it publishes, the next ids gather, so the batches
-grow with the load and a lone task goes out at once.
+grow with the load and a lone task goes out at once. ``submit`` returns a ticket; whoever needs
+to know that a task's message left (the web's answer) waits on it with :meth:`BatchPublisher.wait`.
 
 A batch that cannot be published is left to recovery: its rows keep ``queued_at`` NULL, which
 :func:`store.needing_requeue` finds 5 s after they were created, and the workers' recovery
@@ -49,6 +50,9 @@ class BatchPublisher:
         self.published = 0
         self.left_to_recovery = 0
         self._pending: list[str] = []
+        #: ids taken into the list so far, and of them those whose batch ended (tickets)
+        self._taken = 0
+        self._finished = 0
         self._closing = False
         self._busy = False
         self._failing = False
@@ -57,20 +61,32 @@ class BatchPublisher:
         self._thread = threading.Thread(target=self._run, name="dispatcher-publisher", daemon=True)
         self._thread.start()
 
-    def submit(self, task_ids: Iterable[str]) -> None:
-        """Queue the tasks' messages for the next batch; never blocks on the broker."""
+    def submit(self, task_ids: Iterable[str]) -> int:
+        """Queue the tasks' messages for the next batch; never blocks on the broker.
+
+        Returns a ticket for :meth:`wait`: the number of ids taken so far, these included
+        (ids are published in the order they were submitted).
+        """
         ids = list(task_ids)
-        if not ids:
-            return
         with self._wake:
             room = 0 if self._closing else self.pending_limit - len(self._pending)
             taken = ids[: max(room, 0)]
             self._pending.extend(taken)
-            self._wake.notify()
+            self._taken += len(taken)
+            ticket = self._taken
+            if taken:
+                self._wake.notify_all()
         if len(taken) < len(ids):
             self._leave(len(ids) - len(taken))
         else:
             self._refusing = False
+        return ticket
+
+    def wait(self, ticket: int, timeout: float | None = None) -> bool:
+        """Wait until every id submitted up to ``ticket`` (from :meth:`submit`) was published
+        and marked queued, or left to recovery; whether that happened within ``timeout``."""
+        with self._wake:
+            return self._wake.wait_for(lambda: self._finished >= ticket, timeout)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every id submitted so far was published or left to recovery; whether it
@@ -121,6 +137,7 @@ class BatchPublisher:
                     "publishing %d task(s) failed; recovery will re-queue them", len(batch)
                 )
         with self._wake:
+            self._finished += len(batch)
             if sent:
                 self.batches += 1
                 self.published += len(batch)
