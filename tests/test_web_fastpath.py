@@ -8,6 +8,8 @@ import io
 import json
 import logging
 import socket
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -421,3 +423,16 @@ def test_a_cloudevents_0_1_body_is_kept_as_it_came(url: str, example_event: dict
     assert task is not None
     assert json.loads(task.event_json)["specversion"] == "1.0"
     assert Event.from_json(task.event_json).id == "kept-1"
+
+
+def test_the_web_process_does_not_load_the_workers_modules() -> None:
+    """Memory: the handler and its report writers (RO-Crate) stay in the worker."""
+    code = (
+        "import sys, pacifica.dispatcher_proxymod.cli, pacifica.dispatcher_proxymod.web\n"
+        "names = ('pacifica.dispatcher_proxymod.execution', 'rocrate',\n"
+        "         'pacifica.dispatcher_proxymod.proxymod.handler')\n"
+        "print([name for name in names if name in sys.modules])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

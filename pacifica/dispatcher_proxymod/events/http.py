@@ -12,11 +12,13 @@ from .legacy import parse_legacy
 from .sdk import STRUCTURED_JSON, parse_binary, parse_structured
 
 
-def parse_http(headers: Mapping[str, str], body: bytes) -> Event:
+def parse_http(headers: Mapping[str, str], body: bytes | str) -> Event:
     """Turn one HTTP request (headers, body) into an :class:`Event`.
 
-    Header names are compared case-insensitively. Raises :class:`InvalidEvent` listing
-    every problem when the request is not a CloudEvent; never raises anything else.
+    Header names are compared case-insensitively. ``body`` is the bytes received, or their
+    text when the caller decoded them as UTF-8 already (a large body is then not held twice).
+    Raises :class:`InvalidEvent` listing every problem when the request is not a CloudEvent;
+    never raises anything else.
     """
     lowered = _lower_headers(headers)
     media_type = lowered.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -27,7 +29,7 @@ def parse_http(headers: Mapping[str, str], body: bytes) -> Event:
             raise InvalidEvent(f"unsupported structured event format {media_type!r}")
         return _check_attributes(_parse_document(body))
     if any(name.startswith("ce-") for name in lowered):
-        return _check_attributes(parse_binary(lowered, body))
+        return _check_attributes(parse_binary(lowered, _as_bytes(body)))
     return _check_attributes(_parse_document(body))
 
 
@@ -60,7 +62,12 @@ def _lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return lowered
 
 
-def _parse_document(body: bytes) -> Event:
+def _as_bytes(body: bytes | str) -> bytes:
+    """The body as the SDK reads it (bytes); the text of a decoded one is UTF-8."""
+    return body.encode("utf-8") if isinstance(body, str) else body
+
+
+def _parse_document(body: bytes | str) -> Event:
     """A JSON body that carries the whole event (0.1, or 1.0/0.3 structured)."""
     problems: list[str] = []
     document = load_json(body, problems)
@@ -69,7 +76,7 @@ def _parse_document(body: bytes) -> Event:
     if not isinstance(document, dict):
         raise InvalidEvent(f"the body is a JSON {json_type(document)}, not an object")
     if "specversion" in document:
-        return parse_structured(document, body)
+        return parse_structured(document, _as_bytes(body))
     if any(name in document for name in ("cloudEventsVersion", "eventID", "eventType")):
         return parse_legacy(document)
     problems.append("no specversion (CloudEvents 0.3/1.0) or cloudEventsVersion (CloudEvents 0.1)")

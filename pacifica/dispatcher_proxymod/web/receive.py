@@ -16,6 +16,7 @@ fast path in front of the CherryPy application (fastpath.py).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections.abc import Callable, Mapping
@@ -89,14 +90,18 @@ class Receiver:
         """
         body = read()
         log.debug("a body of %d bytes (its content is never logged)", len(body))
+        text: bytes | str = body
+        with contextlib.suppress(UnicodeDecodeError):  # else parse_http says where
+            text = body.decode("utf-8")
+        del body  # from here the body is held once, as text
         try:
-            event = parse_http(headers, body)
+            event = parse_http(headers, text)
         except InvalidEvent as exc:
             return invalid(exc.problems, str(exc))
         # a CloudEvents 0.1 document (Pacifica's) is kept as it came, not serialised again:
         # Event.from_json reads it as parse_http did
-        stored = body.decode("utf-8") if event.specversion == LEGACY_VERSION else None
-        del body
+        stored = text if isinstance(text, str) and event.specversion == LEGACY_VERSION else None
+        del text
         # the cheap checks here; the worker runs the full jsonpath2 match before any work
         reasons = quick_mismatch(event, self.settings)
         if reasons:  # refused: worth the full list of what to fix (pure Python, no jsonpath2)
