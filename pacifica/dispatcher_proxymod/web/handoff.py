@@ -2,7 +2,7 @@
 
 The intake's writer hands each commit's new task ids to :meth:`Handoff.submit`, which passes
 them to the :class:`~.publisher.BatchPublisher` (never blocking the writer) and notes each
-id's place in the order they were handed over. The request that recorded a task then waits
+id's ticket. The request that recorded a task then waits
 (:meth:`Handoff.wait`, bounded by :data:`PUBLISH_WAIT_SECONDS`) until the publisher has dealt
 with every id up to its own: published and marked queued, or left to recovery. So a 202 still
 means "recorded and queued" (README) while the publishing is shared by every request waiting
@@ -29,35 +29,24 @@ class Handoff:
     def __init__(self, publisher: BatchPublisher, wait_seconds: float = PUBLISH_WAIT_SECONDS):
         self.publisher = publisher
         self.wait_seconds = wait_seconds
-        self._handed = 0
-        self._places: dict[str, int] = {}
+        self._places: dict[str, int] = {}  # task id -> its publisher ticket
         self._noted = threading.Condition()
 
     def submit(self, task_ids: Iterable[str]) -> None:
         """Hand committed tasks' ids to the publisher (the intake's writer calls this)."""
         ids = list(task_ids)
+        ticket = self.publisher.submit(ids)
         with self._noted:
             for task_id in ids:
-                self._handed += 1
-                self._places[task_id] = self._handed
+                self._places[task_id] = ticket
             while len(self._places) > REMEMBERED:  # their requests stopped waiting
                 del self._places[next(iter(self._places))]
             self._noted.notify_all()
-        self.publisher.submit(ids)
 
     def wait(self, task_id: str) -> bool:
         """Wait until the publisher dealt with ``task_id``; False when the bound ran out."""
         with self._noted:  # the writer notes the ids just after it woke their requests
             if not self._noted.wait_for(lambda: task_id in self._places, self.wait_seconds):
                 return False
-            place = self._places.pop(task_id)
-        publisher = self.publisher
-        # the publisher notifies its condition after each batch (published or not), and takes
-        # the ids in the order they were submitted
-        batches = publisher._wake
-
-        def dealt_with() -> bool:
-            return publisher.published + publisher.left_to_recovery >= place
-
-        with batches:
-            return batches.wait_for(dealt_with, self.wait_seconds)
+            ticket = self._places.pop(task_id)
+        return self.publisher.wait(ticket, self.wait_seconds)
