@@ -1,10 +1,10 @@
 """The task store: one PeeWee row per received event, the source of truth for its state.
 
 ``db`` holds the connection, ``models`` the tables, ``schema`` opens (creates, upgrades) them,
-``lifecycle`` a task's state changes, ``intake`` the web's group commit of received tasks,
-``control`` an operator's retry and cancel, ``query`` the one task search, ``shape`` the task
-JSON every view derives from, ``charts`` the charts of a task's outputs, ``logs`` the end of
-its models' stdout and stderr.
+``record`` a received event's row, ``intake`` the web's group commit of them (``batch`` its
+statements), ``lifecycle`` a task's state changes after, ``control`` an operator's retry and
+cancel, ``query`` the one task search, ``shape`` the task JSON every view derives from,
+``charts`` the charts of a task's outputs, ``logs`` the end of its models' stdout and stderr.
 """
 
 from .charts import LongTextField, TaskChart, charts_of, replace_charts
@@ -20,9 +20,7 @@ from .intake import (
 )
 from .lifecycle import (
     Claim,
-    NewTask,
     Outcome,
-    Recorded,
     beat,
     cancel_requested,
     claim,
@@ -30,16 +28,13 @@ from .lifecycle import (
     finish,
     get_task,
     history,
-    mark_queued,
-    mark_queued_many,
     needing_requeue,
-    new_task,
-    record_event,
     release,
 )
 from .logs import TaskLog, logs_of, replace_logs
 from .models import Attempt, Task, event_key, one_line
 from .query import TaskPage, TaskQuery, counts_by_state, find_tasks, list_tasks, parse_time
+from .record import NewTask, Recorded, mark_queued, mark_queued_many, new_task, record_event
 from .schema import TABLES, TASK_TABLES, open_database
 from .shape import SUMMARY_FIELDS, TASK_FIELDS, record, summary
 

@@ -25,8 +25,8 @@ from typing import Any
 
 import peewee
 
-from .lifecycle import NewTask
 from .models import Task
+from .record import NewTask
 
 #: The columns of an inserted row, in the statement's order (every one given, so a row's
 #: values are the same list whatever PeeWee's defaults).

@@ -38,8 +38,8 @@ from ..settings import Settings
 from ..states import TaskStatus
 from .batch import BatchInsert, timed_out
 from .db import database_proxy
-from .lifecycle import NewTask, Recorded
 from .models import Task
+from .record import NewTask, Recorded
 
 log = logging.getLogger(__name__)
 

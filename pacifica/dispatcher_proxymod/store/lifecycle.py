@@ -1,6 +1,6 @@
-"""A task's life in the store: recorded, queued, claimed, beating, released or finished.
+"""A task's life in the store after it was recorded: claimed, beating, released or finished.
 
-A row is written before the HTTP answer; workers claim it before running and record the
+Workers claim a recorded task (:mod:`.record`) before running and record the
 outcome after. Every claim opens an :class:`~.models.Attempt` row and every end of a run
 closes it, so a task's history says why each attempt ended, a lost worker included.
 """
@@ -9,123 +9,20 @@ from __future__ import annotations
 
 import enum
 import json
-import uuid
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from dataclasses import fields as dataclass_fields
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import peewee
 
-from ..events import Event, transaction_id_of
 from ..modellog import ModelLog
 from ..states import Stage, TaskState, TaskStatus
 from . import tallies
 from .charts import replace_charts
 from .db import connection, database_proxy, reconnecting, utcnow
 from .logs import replace_logs
-from .models import Attempt, Task, event_key, one_line
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """The row an event maps to and whether this call created it."""
-
-    task: Task
-    created: bool
-
-
-@dataclass(frozen=True)
-class NewTask:
-    """The columns of a task row about to be inserted (see :func:`new_task`)."""
-
-    id: str
-    event_key: str
-    source: str
-    event_id: str
-    event_type: str
-    specversion: str
-    event_time: str | None
-    event_json: str
-    status: str
-    route: str | None
-    input_transaction: str | None
-    created: datetime
-    updated: datetime
-    error_type: str | None = None
-    error_message: str | None = None
-    reason: str | None = None
-    stage: str | None = None
-    finished: datetime | None = None
-
-    def columns(self) -> dict[str, Any]:
-        """The row as ``Task`` field names and values (every column given, for a multi-row
-        INSERT whose rows must all name the same columns)."""
-        return {name: getattr(self, name) for name in _NEW_TASK_FIELDS}
-
-
-def new_task(
-    event: Event,
-    status: TaskStatus,
-    route: str | None = None,
-    reason: str | None = None,
-    event_json: str | None = None,
-) -> NewTask:
-    """The row of a newly received event, with a fresh id.
-
-    With a ``reason`` the task is recorded rejected at once (stage ``validate``).
-    ``event_json`` is the event as the store keeps it, when the caller has it already
-    (default: ``event.to_json()``).
-    """
-    now = utcnow()
-    transaction = transaction_id_of(event.data)
-    rejected = reason is not None
-    return NewTask(
-        id=str(uuid.uuid4()),
-        event_key=event_key(event.source, event.id),
-        source=event.source,
-        event_id=event.id,
-        event_type=event.type,
-        specversion=event.specversion,
-        event_time=event.time,
-        event_json=event.to_json() if event_json is None else event_json,
-        status=status.value,
-        route=route,
-        # longer than the column: not a Pacifica id, and not worth refusing the event for
-        input_transaction=None
-        if transaction is None or transaction >= 10**31
-        else str(transaction),
-        created=now,
-        updated=now,
-        error_type="UnprocessableEvent" if rejected else None,
-        error_message=reason,
-        reason=one_line(reason),
-        stage=Stage.VALIDATE.value if rejected else None,
-        finished=now if rejected else None,
-    )
-
-
-_NEW_TASK_FIELDS = tuple(field.name for field in dataclass_fields(NewTask))
-
-
-@reconnecting
-def record_event(
-    event: Event, status: TaskStatus, route: str | None = None, reason: str | None = None
-) -> Recorded:
-    """Insert the task of ``event``, or return the existing one for a repeated delivery
-    (one row at a time, for the commands and tests; the web process uses :class:`~.intake.Intake`).
-
-    With a ``reason`` the task is recorded rejected at once (stage ``validate``).
-    """
-    row = new_task(event, status, route, reason)
-    with connection():
-        try:  # one autocommitted INSERT: durable before the caller answers
-            task = Task.create(**row.columns())
-            return Recorded(task, True)
-        except peewee.IntegrityError:
-            pass
-        return Recorded(Task.get(Task.event_key == row.event_key), False)
+from .models import Attempt, Task, one_line
 
 
 @reconnecting
@@ -140,25 +37,6 @@ def history(task_id: str) -> list[Attempt]:
     """The attempts of a task, first first."""
     with connection():
         return list(Attempt.select().where(Attempt.task_id == task_id).order_by(Attempt.number))
-
-
-def mark_queued(task_id: str) -> None:
-    """Note that a message for the task reached the broker."""
-    mark_queued_many([task_id])
-
-
-@reconnecting
-def mark_queued_many(task_ids: Collection[str]) -> int:
-    """Note that messages for the tasks reached the broker, in one UPDATE; how many rows it
-    changed (a task deleted meanwhile is skipped)."""
-    if not task_ids:
-        return 0
-    with connection():
-        now = utcnow()
-        changed: int = (
-            Task.update(queued_at=now, updated=now).where(Task.id.in_(list(task_ids))).execute()
-        )
-        return changed
 
 
 class Claim(enum.Enum):
