@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -168,7 +169,11 @@ def measure(
         if crowd is not None:
             crowd.close()
         if spy is not None:
-            spy.wait()
+            try:  # py-spy has been seen to hang on a process under load
+                spy.wait(timeout=seconds + 30)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+                spy.wait()
     problems, messages, duplicates = check(target, result, publish_wait)
     load = "slow" if slow else "quiet"
     if result.errors and not (slow and target.server == "cheroot"):
@@ -245,6 +250,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--memory-rounds", type=int, default=None, help="0: no memory part")
     parser.add_argument("--before", default="", help="another install's python: @before targets")
     parser.add_argument("--before-label", default="before", help="their suffix (after the @)")
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="LABEL=PYTHON",
+        help="more installs, as --before (repeatable)",
+    )
     parser.add_argument("--publish-wait", type=float, default=15.0, help="seconds, per run")
     parser.add_argument("--json", type=Path, default=None, help="write every run here")
     parser.add_argument("--keep", action="store_true", help="keep logs and state")
@@ -268,6 +280,9 @@ def start_targets(args: argparse.Namespace, work: Path) -> list[Target]:
     """The ceiling and every dispatcher target, started and warmed up."""
     targets = [Target(CEILING, start_ceiling(work))]
     installs = [("", "")] + ([(f"@{args.before_label}", args.before)] if args.before else [])
+    for also in args.also:
+        label, _, python = also.partition("=")
+        installs.append((f"@{label}", python))
     for setup_name in args.setups.split(","):
         state = work / setup_name
         state.mkdir()
