@@ -141,6 +141,7 @@ def measure(
     slow: bool,
     publish_wait: float,
     profile: Path | None = None,
+    wall: bool = False,
 ) -> Run:
     """One run: reset the setup, load (quiet or slow), measure CPU, check the outcome."""
     if target.setup is not None and target.state_dir is not None:
@@ -150,7 +151,7 @@ def measure(
     probe = HealthProbe(target.service.url) if slow else None
     if profile is not None:  # a longer run: enough samples to tell where the time goes
         seconds = max(seconds, PROFILE_SECONDS)
-    spy = start_py_spy(target.service.pid, seconds - 1, profile) if profile else None
+    spy = start_py_spy(target.service.pid, seconds - 1, profile, wall) if profile else None
     try:
         if crowd is not None:
             time.sleep(0.5)
@@ -266,6 +267,11 @@ def parse_args() -> argparse.Namespace:
         help="py-spy (GIL holders) on each waitress dispatcher in its last 8-connection run "
         f"(which then lasts {PROFILE_SECONDS:g} s)",
     )
+    parser.add_argument(
+        "--profile-wall",
+        action="store_true",
+        help="with --profile: sample every thread, waiting ones too (where the latency goes)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.seconds = 2, 4.0
@@ -347,6 +353,7 @@ def main() -> int:
                             slow,
                             args.publish_wait,
                             profile,
+                            args.profile_wall,
                         )
                         run.round = number
                         runs.append(run)

@@ -111,7 +111,7 @@ def start_py_spy(pid: int, seconds: float, output: Path, wall: bool = False) -> 
         raise BenchError(f"--profile needs py-spy: {ROOT / '.venv/bin/pip'} install py-spy==0.4.1")
     command = [PY_SPY, "record", "--nonblocking", "-r", "100", "-f", "raw", "-o", str(output)]
     command += ["-d", str(max(1, int(seconds))), "-p", str(pid)]
-    command += ["--idle", "--subprocesses"] if wall else ["--gil", "--threads"]
+    command += ["--idle", "--subprocesses", "--threads"] if wall else ["--gil", "--threads"]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
