@@ -378,7 +378,7 @@ def main() -> int:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
             problems += found
-        receive_report.print_profiles(profiles)
+        receive_report.print_profiles(profiles, args.profile_wall)
     receive_report.print_tables(runs, memory)
     if args.json is not None:
         args.json.write_text(

@@ -38,6 +38,8 @@ TARGETS = {
     ("sqlite-fs", 64): (0.70, None),
 }
 WEB_RSS_LIMIT_MIB = 80.0
+#: The frame of the receive handler (our code from parsed request to answer).
+RECEIVE_FRAME = "receive (pacifica/dispatcher_proxymod/web/receive.py"
 
 
 def _ms(value: float | None) -> str:
@@ -63,7 +65,7 @@ def print_run(run: Any) -> None:
     print(line, flush=True)
 
 
-def print_profiles(profiles: dict[str, Path]) -> None:
+def print_profiles(profiles: dict[str, Path], wall: bool = False) -> None:
     """Each profile: the threads' shares of the CPU (GIL) samples, then within each busy
     thread the inclusive share of our code's and the libraries' frames, then the top frames."""
     for name, profile in profiles.items():
@@ -71,7 +73,8 @@ def print_profiles(profiles: dict[str, Path]) -> None:
         if not threads:
             print(f"\n# no profile of {name} (py-spy wrote no samples)")
             continue
-        print(f"\n# profile of {name} at 8 connections (py-spy, GIL holders): share of each thread")
+        what = "every thread, waiting too" if wall else "GIL holders"
+        print(f"\n# profile of {name} at 8 connections (py-spy, {what}): share of each thread")
         for thread, share in threads:
             print(f"  {share:5.1f}%  {thread}")
         for thread, share in threads:
@@ -80,6 +83,11 @@ def print_profiles(profiles: dict[str, Path]) -> None:
             print(f"# {name}, thread {thread} ({share:.0f}% of all): inclusive shares within it")
             for frame, part in summarize_profile(profile, top=80, thread=thread):
                 if part >= 2.0 and any(word in frame for word in INTERESTING):
+                    print(f"  {part:5.1f}%  {frame}")
+        if wall:  # what a request waits for: shares of the samples inside the receive handler
+            print(f"# {name}: within {RECEIVE_FRAME} (a request's time)")
+            for frame, part in summarize_profile(profile, top=40, within=RECEIVE_FRAME):
+                if part >= 1.0 and any(word in frame for word in INTERESTING):
                     print(f"  {part:5.1f}%  {frame}")
         print(f"# {name}: exclusive share of all samples (the frame on top of the stack)")
         for frame, part in summarize_self(profile, top=20):

@@ -192,6 +192,7 @@ def summarize_threads(path: Path) -> list[tuple[str, float]]:
 
 def _thread_name(stack: str) -> str:
     """The name of the thread of a folded stack (numbers as ``N``), ``?`` without one."""
-    root = stack.split(";", 1)[0]
+    frames = stack.split(";", 2)
+    root = frames[1] if frames[0].startswith("process ") and len(frames) > 1 else frames[0]
     name = root.split(": ", 1)[1] if root.startswith("thread (") and ": " in root else "?"
     return re.sub(r"\d+", "N", name)
