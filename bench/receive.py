@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -66,6 +65,7 @@ from benchkit import (
     start_ceiling,
     start_py_spy,
     start_web,
+    stop_py_spy,
     task_ids,
 )
 
@@ -170,11 +170,7 @@ def measure(
         if crowd is not None:
             crowd.close()
         if spy is not None:
-            try:  # py-spy has been seen to hang on a process under load
-                spy.wait(timeout=seconds + 30)
-            except subprocess.TimeoutExpired:
-                spy.kill()
-                spy.wait()
+            stop_py_spy(spy, timeout=5)
     problems, messages, duplicates = check(target, result, publish_wait)
     load = "slow" if slow else "quiet"
     if result.errors and not (slow and target.server == "cheroot"):

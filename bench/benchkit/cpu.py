@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,23 @@ def start_py_spy(pid: int, seconds: float, output: Path, wall: bool = False) -> 
     command = [PY_SPY, "record", "--nonblocking", "-r", "100", "-f", "raw", "-o", str(output)]
     command += ["-d", str(max(1, int(seconds))), "-p", str(pid)]
     command += ["--idle", "--subprocesses", "--threads"] if wall else ["--gil", "--threads"]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with output.with_suffix(".log").open("ab") as log:  # what py-spy said, for a failed run
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+
+
+def stop_py_spy(spy: Any, timeout: float) -> None:
+    """Wait for py-spy to write its samples; Ctrl-C (it then writes what it has) past
+    ``timeout``, then kill it: it has been seen to hang on a process under load."""
+    try:
+        spy.wait(timeout=timeout)
+        return
+    except subprocess.TimeoutExpired:
+        spy.send_signal(signal.SIGINT)
+    try:
+        spy.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+        spy.wait()
 
 
 def summarize_profile(
