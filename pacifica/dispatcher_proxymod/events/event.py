@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 from ..errors import InvalidEvent
 from .checks import REQUIRED_ATTRIBUTES, check_optional, check_required
 from .jsontext import json_type, load_json
-
-#: The CloudEvents version Pacifica Notifications delivers (``cloudEventsVersion``).
-LEGACY_VERSION: Final = "0.1"
+from .legacy import LEGACY_VERSION, legacy_attributes
 
 
 @dataclass(frozen=True)
@@ -90,8 +88,6 @@ class Event:
         if not isinstance(document, dict):
             raise InvalidEvent(f"stored event is a JSON {json_type(document)}, not an object")
         if "specversion" not in document and "cloudEventsVersion" in document:
-            from .legacy import parse_legacy  # (legacy builds on this module)
-
             return parse_legacy(document)
         for name in ("specversion", *REQUIRED_ATTRIBUTES):
             check_required(document, name, name, problems)
@@ -113,3 +109,8 @@ class Event:
             extensions=extensions,
             data=document.get("data"),
         )
+
+
+def parse_legacy(document: dict[str, Any]) -> Event:
+    """Normalise a CloudEvents 0.1 document (our own reader: the SDK has no 0.1)."""
+    return Event(**legacy_attributes(document))

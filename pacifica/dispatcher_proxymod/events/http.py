@@ -6,9 +6,8 @@ from collections.abc import Mapping
 
 from ..errors import InvalidEvent
 from .checks import REQUIRED_ATTRIBUTES
-from .event import Event
+from .event import Event, parse_legacy
 from .jsontext import json_type, load_json
-from .legacy import parse_legacy
 from .sdk import STRUCTURED_JSON, parse_binary, parse_structured
 
 

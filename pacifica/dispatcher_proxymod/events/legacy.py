@@ -1,4 +1,7 @@
-"""CloudEvents 0.1 (what Pacifica Notifications delivers): our own reader, the SDK has none."""
+"""CloudEvents 0.1 (what Pacifica Notifications delivers): our own reader, the SDK has none.
+
+It gives the normalised attributes; :mod:`.event` builds the :class:`~.event.Event` of them.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,10 @@ from typing import Any, Final
 
 from ..errors import InvalidEvent
 from .checks import check_optional, check_required
-from .event import LEGACY_VERSION, Event
 from .jsontext import json_type, show
+
+#: The CloudEvents version Pacifica Notifications delivers (``cloudEventsVersion``).
+LEGACY_VERSION: Final = "0.1"
 
 # CloudEvents 0.1 attribute name -> normalised (1.0) name.
 _LEGACY_NAMES: Final = {
@@ -24,8 +29,9 @@ _LEGACY_NAMES: Final = {
 _LEGACY_REQUIRED: Final = ("eventID", "source", "eventType")
 
 
-def parse_legacy(document: dict[str, Any]) -> Event:
-    """Normalise a CloudEvents 0.1 document (our own reader: the SDK has no 0.1)."""
+def legacy_attributes(document: dict[str, Any]) -> dict[str, Any]:
+    """A CloudEvents 0.1 document's attributes under the 1.0 names (the fields of an Event);
+    raises InvalidEvent listing every problem."""
     problems: list[str] = []
     version = document.get("cloudEventsVersion")
     if "cloudEventsVersion" not in document:
@@ -52,7 +58,7 @@ def parse_legacy(document: dict[str, Any]) -> Event:
     extensions.update(bag)
     if "eventTypeVersion" in document and document["eventTypeVersion"] is not None:
         extensions["eventtypeversion"] = document["eventTypeVersion"]
-    return Event(
+    return dict(
         specversion=LEGACY_VERSION,
         id=document["eventID"],
         source=document["source"],

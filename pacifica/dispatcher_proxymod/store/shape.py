@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..events.legacy import parse_legacy
+from ..events.event import parse_legacy
 from ..states import Stage, TaskState
 from .lifecycle import history
 from .models import Attempt, Task
