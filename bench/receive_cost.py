@@ -29,8 +29,9 @@ from benchkit import (
     scratch,
 )
 
-from pacifica.dispatcher_proxymod import routing, store
+from pacifica.dispatcher_proxymod import store
 from pacifica.dispatcher_proxymod.events import Event, parse_http
+from pacifica.dispatcher_proxymod.proxymod import routing
 from pacifica.dispatcher_proxymod.queue import create_celery_app, publish
 from pacifica.dispatcher_proxymod.settings import Settings
 from pacifica.dispatcher_proxymod.states import TaskStatus

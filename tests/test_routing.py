@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonpath2.path import Path as JSONPath
 
-from pacifica.dispatcher_proxymod import routing
 from pacifica.dispatcher_proxymod.errors import SettingsError
 from pacifica.dispatcher_proxymod.events import Event, parse_http
+from pacifica.dispatcher_proxymod.proxymod import routing
 from pacifica.dispatcher_proxymod.settings import Settings, load_settings
 
 STOCK_SOURCE = "http://metadata.pacifica.org/transactions?_id=1101"

@@ -24,7 +24,7 @@ from pacifica_stack_finder import find_stack
 
 from pacifica.dispatcher_proxymod import cli
 from pacifica.dispatcher_proxymod.events import parse_http
-from pacifica.dispatcher_proxymod.routing import match, subscription_expression
+from pacifica.dispatcher_proxymod.proxymod.routing import match, subscription_expression
 from pacifica.dispatcher_proxymod.settings import Settings
 from pacifica.dispatcher_proxymod.subscribe import (
     DEFAULT_NAME,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pacifica.dispatcher_proxymod.routing import subscription_expression
+from pacifica.dispatcher_proxymod.proxymod.routing import subscription_expression
 from pacifica.dispatcher_proxymod.settings import Settings
 from pacifica.dispatcher_proxymod.subscribe import (
     SubscriptionError,

@@ -21,7 +21,7 @@ from kombu.entity import Queue
 
 from . import logconfig, retention, store
 from .pipelining import REDIS_TRANSPORT, batch
-from .routing import prepare as prepare_route
+from .proxymod.routing import prepare as prepare_route
 from .sandbox import sandbox_controls, sandbox_status
 from .settings import DEFAULT_QUEUE, Settings, load_settings
 from .transfer import make_transfer

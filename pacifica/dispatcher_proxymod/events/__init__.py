@@ -18,9 +18,10 @@ loading every reader shares, ``checks`` the attribute checks; ``upload`` reads P
 ``data[]`` (:func:`parse_upload`, :func:`transaction_id_of`).
 """
 
-from .event import LEGACY_VERSION, Event
+from .event import Event
 from .http import parse_http
 from .jsontext import MAX_JSON_DEPTH
+from .legacy import LEGACY_VERSION
 from .sdk import SDK_VERSIONS
 from .upload import INGEST_EVENT_TYPE, FileEntry, Upload, parse_upload, transaction_id_of
 

@@ -24,7 +24,7 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .. import __version__, routing
+from .. import __version__
 from ..errors import TransferError, UnprocessableEvent
 from ..events import Event, Upload, parse_upload
 from ..modellog import STREAMS, ModelLog, model_log_path
@@ -34,7 +34,7 @@ from ..store import Outcome
 from ..transfer import Delivery, Transfer
 from ..transfer.base import list_result_files, open_regular_file
 from ..tree import remove_tree
-from . import crate, report
+from . import crate, report, routing
 from .handler import sandbox_dir_of
 from .validate import rejection_reasons
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .. import routing
 from ..errors import UnprocessableEvent
 from ..events import Event, parse_upload
 from ..problems import Problem, texts
 from ..settings import Settings
+from . import routing
 from .config import config_problems, parse_configs
 from .files import Selection, file_problems
 

@@ -78,7 +78,7 @@ def parse_requirements(items: Sequence[str]) -> dict[str, str]:
 
 def expression_for(settings: Settings, required: Mapping[str, str], *, strict: bool = False) -> str:
     """The jsonpath to register for ``settings``: broad, or the strict route; narrowed if asked."""
-    from ..routing import subscription_expression
+    from ..proxymod.routing import subscription_expression
 
     return narrow_expression(subscription_expression(settings, strict=strict), required)
 

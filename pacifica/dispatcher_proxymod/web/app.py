@@ -15,8 +15,8 @@ import cherrypy
 from celery import Celery
 
 from .. import store
+from ..proxymod.routing import subscription_expression
 from ..publisher import BatchPublisher
-from ..routing import subscription_expression
 from ..settings import Settings
 from .control import TaskControl
 from .errors import JsonErrorsRequest, json_error_page

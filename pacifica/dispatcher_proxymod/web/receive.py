@@ -28,8 +28,8 @@ from .. import store
 from ..errors import InvalidEvent, UnprocessableEvent
 from ..events import LEGACY_VERSION, Event, parse_http, parse_upload
 from ..logconfig import task_context
+from ..proxymod.routing import ROUTE_NAME, asks_for_proxymod, quick_mismatch
 from ..proxymod.validate import request_problems
-from ..routing import ROUTE_NAME, asks_for_proxymod, quick_mismatch
 from ..settings import Settings
 from ..states import TaskStatus
 from .errors import encode, error_document

@@ -40,15 +40,17 @@ from typing import Any, Final
 
 from jsonpath2.path import Path
 
-from .errors import SettingsError
-from .events import INGEST_EVENT_TYPE, Event
-from .problems import Problem, nearest, shown
-from .proxymod.config import SCHEMA
-from .settings import Settings
+from ..errors import SettingsError
+from ..events import INGEST_EVENT_TYPE, Event
+from ..problems import Problem, nearest, shown
+from ..settings import Settings
+from .config import SCHEMA
 
 LOGGER = logging.getLogger(__name__)
 
 ROUTE_NAME: Final = "proxymod"
+#: The package whose data the routes are.
+ROUTES_PACKAGE: Final = "pacifica.dispatcher_proxymod"
 EXPRESSION_RESOURCE: Final = "routes/proxymod.jsonpath"
 BROAD_RESOURCE: Final = "routes/proxymod-broad.jsonpath"
 #: Every key of a proxymod request starts with this.
@@ -97,7 +99,7 @@ class Route:
 
 
 def _resource_text(resource: str) -> str:
-    return resources.files(__package__).joinpath(resource).read_text(encoding="utf-8")
+    return resources.files(ROUTES_PACKAGE).joinpath(resource).read_text(encoding="utf-8")
 
 
 def load_proxymod_route() -> Route:
