@@ -68,6 +68,20 @@ def test_a_batch_reaches_redis_when_it_ends(settings: Settings) -> None:
 
 
 @on_redis
+def test_every_batch_uses_the_channels_one_client(settings: Settings) -> None:
+    app = create_celery_app(settings)
+    _drain(app)
+    clients = []
+    with app.producer_or_acquire() as producer:
+        for number in range(3):
+            with batch(producer):
+                _send(app, producer, f"batch-{number}")
+            clients.append(producer.channel._batch_client)
+    assert clients[0] is not None and all(client is clients[0] for client in clients)
+    assert sorted(_drain(app)) == ["batch-0", "batch-1", "batch-2"]
+
+
+@on_redis
 def test_a_failing_batch_sends_nothing(settings: Settings) -> None:
     app = create_celery_app(settings)
     _drain(app)

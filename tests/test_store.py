@@ -7,6 +7,8 @@ import threading
 from datetime import timedelta
 from typing import Any
 
+import peewee
+
 from pacifica.dispatcher_proxymod import store
 from pacifica.dispatcher_proxymod.events import parse_http
 from pacifica.dispatcher_proxymod.settings import Settings
@@ -120,6 +122,20 @@ def test_needing_requeue_finds_unqueued_and_stale(
     with store.connection():
         store.Task.update(queued_at=old).where(store.Task.id == stale.id).execute()
     assert store.needing_requeue(600, 60, grace=60) == [stale.id]
+
+
+def test_marking_queued_changes_no_setting_of_the_connection(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    task = store.record_event(_event(example_event, "m"), TaskStatus.ACCEPTED).task
+    assert store.mark_queued_many([task.id, "no-such-task"]) == 1
+    with store.connection():
+        row = store.Task.get_by_id(task.id)
+        if isinstance(store.database_proxy.obj, peewee.PostgresqlDatabase):
+            # the mark's own transaction skipped the WAL flush (SET LOCAL), not the session
+            setting = store.database_proxy.execute_sql("SHOW synchronous_commit").fetchone()
+            assert setting[0] == "on"
+    assert row.queued_at is not None
 
 
 def test_list_is_newest_first_and_paginated(

@@ -18,7 +18,7 @@ import peewee
 
 from ..events import Event, transaction_id_of
 from ..states import Stage, TaskStatus
-from .db import connection, reconnecting, utcnow
+from .db import connection, database_proxy, reconnecting, utcnow
 from .models import Task, event_key, one_line
 
 
@@ -133,7 +133,11 @@ def mark_queued_many(task_ids: Collection[str]) -> int:
     changed (a task deleted meanwhile is skipped)."""
     if not task_ids:
         return 0
-    with connection():
+    with connection(), database_proxy.atomic():
+        if isinstance(database_proxy.obj, peewee.PostgresqlDatabase):
+            # the mark need not wait for its WAL flush: a mark lost in a crash only makes
+            # recovery publish the task again, which is harmless (the claim is atomic)
+            database_proxy.execute_sql("SET LOCAL synchronous_commit = off")
         now = utcnow()
         changed: int = (
             Task.update(queued_at=now, updated=now).where(Task.id.in_(list(task_ids))).execute()
