@@ -36,6 +36,7 @@ from pacifica.dispatcher_proxymod.store import (
     Recorded,
     tallies,
 )
+from pacifica.dispatcher_proxymod.store.intake import LARGE_BATCH_CHARS
 
 #: Long enough for any wait on a loaded machine; a test that needs it has failed anyway.
 DEADLINE = 60.0
@@ -137,6 +138,24 @@ def test_a_lone_row_is_committed_at_once(intake: Intake, example_event: dict[str
     # no timer waits for company: one statement per row, and far under any batch window
     assert intake.stats.statements == 2 and intake.stats.largest == 1
     assert elapsed < 5.0
+
+
+def test_the_writer_lets_go_of_its_connection_after_a_large_event(
+    intake: Intake, example_event: dict[str, Any]
+) -> None:
+    small = [store.new_task(_event(example_event, f"small-{n}"), TaskStatus.ACCEPTED) for n in "ab"]
+    for row in small:
+        intake.record(row, DEADLINE)
+    assert intake.stats.connections == 1  # small batches keep the one connection
+    large = _event(example_event, "large")
+    padded = json.loads(large.to_json())
+    padded["extensions"] = {"padding": "x" * (LARGE_BATCH_CHARS + 1)}
+    row = store.new_task(Event.from_json(json.dumps(padded)), TaskStatus.ACCEPTED)
+    intake.record(row, DEADLINE)
+    intake.record(store.new_task(_event(example_event, "after"), TaskStatus.ACCEPTED), DEADLINE)
+    # the buffers a client keeps after a large statement went with its connection
+    assert intake.stats.connections == 2
+    assert _stored_ids()[row.event_key] == row.id
 
 
 def test_rows_arriving_together_share_one_statement(

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import peewee
+import pytest
 
 from pacifica.dispatcher_proxymod import store
 from pacifica.dispatcher_proxymod.events import parse_http
@@ -85,4 +86,23 @@ def test_an_old_table_gains_the_new_columns(
     event = parse_http({"Content-Type": "application/json"}, json.dumps(example_event).encode())
     new = store.record_event(event, TaskStatus.ACCEPTED).task
     assert store.get_task(new.id).input_transaction == "1101"  # type: ignore[union-attr]
+    store.close_database()
+
+
+def test_an_old_mysql_table_keeps_events_over_64_kib(
+    settings: Settings, example_event: dict[str, Any]
+) -> None:
+    database = _old_database(settings)
+    if not isinstance(database, peewee.MySQLDatabase):
+        pytest.skip("only MySQL/MariaDB's TEXT is limited (64 KiB)")
+    with database.connection_context():
+        database.execute_sql("ALTER TABLE dispatcher_task MODIFY event_json TEXT NOT NULL")
+    store.open_database(settings)
+    with store.connection():
+        types = {c.name: c.data_type.lower() for c in database.get_columns("dispatcher_task")}
+    assert types["event_json"] == types["error_traceback"] == "longtext"
+    large = dict(example_event, eventID="large", padding="x" * 100_000)
+    event = parse_http({"Content-Type": "application/json"}, json.dumps(large).encode())
+    task = store.record_event(event, TaskStatus.ACCEPTED).task
+    assert len(store.get_task(task.id).event_json) > 100_000  # type: ignore[union-attr]
     store.close_database()

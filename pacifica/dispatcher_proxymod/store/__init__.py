@@ -7,7 +7,7 @@ cancel, ``query`` the one task search, ``shape`` the task JSON every view derive
 ``charts`` the charts of a task's outputs, ``logs`` the end of its models' stdout and stderr.
 """
 
-from .charts import LongTextField, TaskChart, charts_of, replace_charts
+from .charts import TaskChart, charts_of, replace_charts
 from .control import Cancelled, CancelOutcome, Retried, cancel_task, retry_task
 from .db import close_database, connection, database_proxy, ping, reconnecting, utcnow
 from .intake import (
@@ -32,7 +32,7 @@ from .lifecycle import (
     release,
 )
 from .logs import TaskLog, logs_of, replace_logs
-from .models import Attempt, Task, event_key, one_line
+from .models import Attempt, LongTextField, Task, event_key, one_line
 from .query import TaskPage, TaskQuery, counts_by_state, find_tasks, list_tasks, parse_time
 from .record import NewTask, Recorded, mark_queued, mark_queued_many, new_task, record_event
 from .schema import TABLES, TASK_TABLES, open_database

@@ -10,14 +10,7 @@ from typing import Any
 import peewee
 
 from .db import connection, database_proxy, reconnecting
-
-
-class LongTextField(peewee.TextField):
-    """``TEXT``, but ``LONGTEXT`` on MySQL/MariaDB, whose ``TEXT`` holds 64 KiB only."""
-
-    def ddl_datatype(self, ctx: Any) -> Any:
-        types = ctx.state.field_types or {}
-        return peewee.SQL(types.get("LONGTEXT") or types.get("TEXT", "TEXT"))
+from .models import LongTextField
 
 
 class TaskChart(peewee.Model):

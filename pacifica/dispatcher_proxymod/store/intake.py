@@ -48,6 +48,10 @@ BATCH_ROWS = 128
 #: Most characters of event JSON in one statement beyond its first row (MariaDB refuses a
 #: statement over ``max_allowed_packet``, 16 MiB by default); a larger event goes alone.
 BATCH_CHARS = 2 * 1024 * 1024
+#: After a batch with more event JSON than this the writer's connection is closed (the next
+#: batch opens another): a database client keeps buffers as large as the largest statement
+#: it sent (SQLite's cache, libpq's, about 12 MiB after one 4 MiB event), for the process's life.
+LARGE_BATCH_CHARS = 256 * 1024
 #: Errors of the connection rather than of a row: every caller of the batch gets them.
 CONNECTION_ERRORS = (peewee.OperationalError, peewee.InterfaceError)
 
@@ -93,6 +97,7 @@ class IntakeStats:
     failed: int  #: rows whose caller got an error
     fallbacks: int  #: batches written again row by row after a refused row
     largest: int  #: most rows in one batch
+    connections: int  #: connections the writer opened (again after a large batch, or an error)
 
 
 class _Written(NamedTuple):
@@ -223,6 +228,8 @@ class Intake:
             while (batch := self._take()) is not None:
                 try:
                     self._write(batch)
+                    if sum(len(pending.row.event_json) for pending in batch) > LARGE_BATCH_CHARS:
+                        self._disconnect()
                 except Exception as exc:  # a bug here must not leave callers waiting
                     log.exception("the intake writer failed on a batch")
                     for pending in batch:
@@ -332,6 +339,7 @@ class Intake:
         if not self._db.is_closed():
             return False
         self._db.connect()
+        self._counts["connections"] += 1
         try:
             self._batch.prepare()
         except Exception:

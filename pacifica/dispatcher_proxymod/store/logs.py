@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import peewee
 
 from ..modellog import ModelLog
-from .charts import LongTextField
 from .db import connection, database_proxy, reconnecting
+from .models import LongTextField
 
 
 class TaskLog(peewee.Model):

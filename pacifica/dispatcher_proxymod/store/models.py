@@ -8,11 +8,21 @@ every new column is nullable or has a default.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import peewee
 
 from ..states import Stage, TaskState, TaskStatus
 from .db import database_proxy
+
+
+class LongTextField(peewee.TextField):
+    """``TEXT``, but ``LONGTEXT`` on MySQL/MariaDB, whose ``TEXT`` holds 64 KiB only."""
+
+    def ddl_datatype(self, ctx: Any) -> Any:
+        types = ctx.state.field_types or {}
+        return peewee.SQL(types.get("LONGTEXT") or types.get("TEXT", "TEXT"))
+
 
 #: The longest ``reason`` kept (one line for people; the full message stays in error_message).
 REASON_CHARS = 500
@@ -28,13 +38,13 @@ class Task(peewee.Model):
     event_type = peewee.TextField()
     specversion = peewee.CharField(max_length=8)
     event_time = peewee.TextField(null=True)
-    event_json = peewee.TextField()
+    event_json = LongTextField()
     status = peewee.CharField(max_length=32, index=True)
     route = peewee.CharField(max_length=64, null=True)
     error_type = peewee.CharField(max_length=255, null=True)
-    error_message = peewee.TextField(null=True)
-    error_traceback = peewee.TextField(null=True)
-    models_json = peewee.TextField(default="[]")
+    error_message = LongTextField(null=True)
+    error_traceback = LongTextField(null=True)
+    models_json = LongTextField(default="[]")
     result_location = peewee.TextField(null=True)
     result_transaction = peewee.BigIntegerField(null=True)
     attempts = peewee.IntegerField(default=0)

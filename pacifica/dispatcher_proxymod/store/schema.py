@@ -9,6 +9,7 @@ done it first.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import peewee
 import pymysql
@@ -20,7 +21,7 @@ from . import tallies
 from .charts import TaskChart
 from .db import database_proxy
 from .logs import TaskLog
-from .models import Attempt, Task
+from .models import Attempt, LongTextField, Task
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ def open_database(settings: Settings) -> peewee.Database:
         for table in TABLES:
             _create(database, table)
             _add_missing_columns(database, table)
+            _widen_long_text(database, table)
         tallies.install(database)  # the summary /metrics reads, and its triggers
     return database
 
@@ -87,3 +89,20 @@ def _add_missing_columns(database: peewee.Database, table: type[peewee.Model]) -
             database.rollback()  # another process added it first
             if field.column_name not in {c.name for c in database.get_columns(name)}:
                 raise
+
+
+def _widen_long_text(database: peewee.Database, table: type[peewee.Model]) -> None:
+    """On MySQL/MariaDB, make the long text columns of an older table ``LONGTEXT`` (its
+    ``TEXT`` holds 64 KiB: a larger event or traceback was refused)."""
+    if not isinstance(database, peewee.MySQLDatabase):
+        return
+    name = table._meta.table_name
+    types = {column.name: column.data_type.lower() for column in database.get_columns(name)}
+    for field in table._meta.sorted_fields:
+        if isinstance(field, LongTextField) and types.get(field.column_name) == "text":
+            log.info("widening column %s.%s to LONGTEXT", name, field.column_name)
+            null = "NULL" if field.null else "NOT NULL"
+            untyped: Any = database  # (PeeWee's execute_sql has no annotations)
+            untyped.execute_sql(
+                f"ALTER TABLE `{name}` MODIFY `{field.column_name}` LONGTEXT {null}"
+            )
