@@ -7,6 +7,7 @@ import contextlib
 import re
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,14 @@ def stop_py_spy(spy: Any, timeout: float) -> None:
         spy.wait()
 
 
+def folded_stacks(path: Path) -> Iterator[tuple[str, int]]:
+    """Each ``stack count`` line of a py-spy folded-stacks file (other lines skipped)."""
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if count_text.isdigit():
+            yield stack, int(count_text)
+
+
 def summarize_profile(
     path: Path,
     top: int = 20,
@@ -148,15 +157,11 @@ def summarize_profile(
     """
     totals: dict[str, int] = {}
     samples = 0
-    for line in path.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not count_text.isdigit():
-            continue
+    for stack, count in folded_stacks(path):
         if within is not None and within not in stack:
             continue
         if thread is not None and _thread_name(stack) != thread:
             continue
-        count = int(count_text)
         samples += count
         if leave_out is not None and leave_out in stack:
             continue
@@ -176,11 +181,7 @@ def summarize_self(path: Path, top: int = 20) -> list[tuple[str, float]]:
     """The functions with the largest exclusive share of samples (the leaf frame of a stack)."""
     totals: dict[str, int] = {}
     samples = 0
-    for line in path.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not count_text.isdigit():
-            continue
-        count = int(count_text)
+    for stack, count in folded_stacks(path):
         samples += count
         leaf = re.sub(r":\d+\)$", ")", stack.split(";")[-1])
         if leaf.startswith("thread ("):  # no Python frame: the thread itself
@@ -195,11 +196,7 @@ def summarize_threads(path: Path) -> list[tuple[str, float]]:
     (``waitress-0``, ``waitress-1``, ... count as ``waitress-N``)."""
     totals: dict[str, int] = {}
     samples = 0
-    for line in path.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not count_text.isdigit():
-            continue
-        count = int(count_text)
+    for stack, count in folded_stacks(path):
         samples += count
         name = _thread_name(stack)
         totals[name] = totals.get(name, 0) + count
