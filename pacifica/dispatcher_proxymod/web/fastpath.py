@@ -112,6 +112,8 @@ class ReceiveEndpoint:
 
     def _access(self, environ: Mapping[str, Any], answer: Answer) -> None:
         """CherryPy's access-log line (Apache combined format) for this request."""
+        if not self.app_log.access_log.isEnabledFor(logging.INFO):
+            return  # (nothing would write it: not worth building on the hot path)
         query = environ.get("QUERY_STRING", "")
         target = f"{environ.get('SCRIPT_NAME', '')}{_path(environ)}" + (
             f"?{query}" if query else ""
