@@ -3,6 +3,7 @@ one round trip, one UPDATE marks it queued, and what a dead broker could not tak
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -20,6 +21,7 @@ from test_e2e import start_worker, stop_worker
 from test_queue import _drain, _record
 
 from pacifica.dispatcher_proxymod import queue, store
+from pacifica.dispatcher_proxymod.events import parse_http
 from pacifica.dispatcher_proxymod.publisher import BatchPublisher
 from pacifica.dispatcher_proxymod.queue import RecoveryLoop, create_celery_app, publish_many
 from pacifica.dispatcher_proxymod.settings import Settings
@@ -328,3 +330,89 @@ def test_close_publishes_what_is_pending(
 def test_limits_must_be_positive(open_store: Settings) -> None:
     with pytest.raises(ValueError, match="batch_limit=0"):
         BatchPublisher(create_celery_app(open_store), batch_limit=0)
+
+
+def _premarked(example_event: dict[str, Any], prefix: str, count: int) -> list[str]:
+    """Rows as the web's intake writes them: inserted with ``queued_at`` set."""
+    task_ids = []
+    for number in range(count):
+        body = json.dumps(dict(example_event, eventID=f"{prefix}-{number}")).encode()
+        event = parse_http({"Content-Type": "application/json"}, body)
+        row = store.new_task(event, TaskStatus.ACCEPTED, route="proxymod", queued=True)
+        with store.connection():
+            store.Task.create(**row.columns())
+        task_ids.append(row.id)
+    return task_ids
+
+
+def test_premarked_rows_are_published_without_an_update(
+    open_store: Settings, example_event: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_celery_app(open_store)
+    _drain(app)
+    task_ids = _premarked(example_event, "premarked", 6)
+    stamps = _queued_at(task_ids)
+    assert all(stamps), "marked in the INSERT"
+    publisher = BatchPublisher(app, premarked=True)
+    with caplog.at_level(logging.DEBUG, logger="peewee"):
+        assert publisher.wait(publisher.submit(task_ids), timeout=60)
+        publisher.close()
+    statements = [str(record.msg) for record in caplog.records if record.name == "peewee"]
+    assert not statements, "a batch sent costs the database nothing"
+    assert (publisher.published, publisher.left_to_recovery) == (6, 0)
+    assert _queued_at(task_ids) == stamps
+    assert sorted(_drain(app)) == sorted(task_ids)
+
+
+def test_premarked_rows_a_dead_broker_refused_lose_their_mark_before_the_wait_ends(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    dead = create_celery_app(_down(open_store, _closed_port()))
+    task_ids = _premarked(example_event, "refused", 3)
+    publisher = BatchPublisher(dead, premarked=True)
+    assert publisher.wait(publisher.submit(task_ids), timeout=60)
+    assert _queued_at(task_ids) == [None] * 3, "taken back before the waiting request is told"
+    assert store.needing_requeue(600, 600, grace=0) == task_ids
+    publisher.close(timeout=60)
+    assert publisher.left_to_recovery == 3
+
+
+def test_premarked_ids_the_publisher_cannot_take_lose_their_mark(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    listener = _SilentListener()  # the first batch hangs: the next ids find the list full
+    try:
+        stuck = create_celery_app(_down(open_store, listener.port))
+        publisher = BatchPublisher(stuck, pending_limit=1, premarked=True)
+        first, *beyond = _premarked(example_event, "beyond", 4)
+        publisher.submit([first])
+        _wait(lambda: listener.accepted, 30, "the publisher connecting")
+        publisher.submit(beyond[:1])  # waits in the list
+        publisher.submit(beyond[1:])  # beyond the pending limit
+        publisher.close(timeout=90)
+        assert not publisher.running
+    finally:
+        listener.close()
+    assert _queued_at([first, *beyond]) == [None] * 4
+    assert publisher.left_to_recovery == 4
+
+
+def test_a_web_start_republishes_what_was_marked_and_never_started(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    """A web process died between its commit and its publish: the rows look queued."""
+    app = create_celery_app(open_store)
+    _drain(app)
+    orphans = _premarked(example_event, "orphan", 3)
+    started, old = _premarked(example_event, "started", 1), _premarked(example_event, "old", 1)
+    with store.connection():
+        store.Task.update(status=TaskStatus.PROCESSING.value).where(
+            store.Task.id.in_(started)
+        ).execute()
+        long_ago = store.utcnow().replace(year=2000)
+        store.Task.update(queued_at=long_ago).where(store.Task.id.in_(old)).execute()
+    publisher = BatchPublisher(app, premarked=True)
+    assert publisher.republish_recent(600) == 3
+    publisher.close()
+    assert sorted(_drain(app)) == sorted(orphans), "the started and the old ones are not"
+    assert all(_queued_at(orphans))

@@ -138,6 +138,41 @@ def test_marking_queued_changes_no_setting_of_the_connection(
     assert row.queued_at is not None
 
 
+def test_a_mark_is_taken_back_only_from_tasks_still_waiting(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    waiting = store.record_event(_event(example_event, "w"), TaskStatus.ACCEPTED).task
+    running = store.record_event(_event(example_event, "r"), TaskStatus.ACCEPTED).task
+    store.mark_queued_many([waiting.id, running.id])
+    store.claim(running.id, "worker", 60)
+    assert store.clear_queued_many([waiting.id, running.id, "no-such-task"]) == 1
+    after = {task.id: store.get_task(task.id) for task in (waiting, running)}
+    assert after[waiting.id] is not None and after[waiting.id].queued_at is None
+    assert after[running.id] is not None and after[running.id].queued_at is not None
+    assert store.clear_queued_many([]) == 0
+
+
+def test_queued_within_is_what_waits_since_then_newest_first(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    tasks = [
+        store.record_event(_event(example_event, f"q{n}"), TaskStatus.ACCEPTED).task
+        for n in range(4)
+    ]
+    never = store.record_event(_event(example_event, "never"), TaskStatus.ACCEPTED).task
+    store.mark_queued_many([task.id for task in tasks])
+    with store.connection():
+        for age, task in enumerate(tasks):  # q0 is the newest
+            created = store.utcnow() - timedelta(seconds=age)
+            store.Task.update(created=created).where(store.Task.id == task.id).execute()
+        old = store.utcnow() - timedelta(seconds=120)
+        store.Task.update(queued_at=old).where(store.Task.id == tasks[3].id).execute()
+    store.claim(tasks[2].id, "worker", 60)
+    assert store.queued_within(60) == [tasks[0].id, tasks[1].id]
+    assert store.queued_within(60, limit=1) == [tasks[0].id]
+    assert never.id not in store.queued_within(600)
+
+
 def test_list_is_newest_first_and_paginated(
     open_store: Settings, example_event: dict[str, Any]
 ) -> None:

@@ -13,6 +13,13 @@ A batch that cannot be published is left to recovery: its rows keep ``queued_at`
 pass (:func:`queue.recover`) re-publishes them. So does every id that finds the list full or
 the publisher closed. The failure is logged once for each pause (``queue.PUBLISH_PAUSE_SECONDS``)
 in which the broker is not tried again.
+
+``premarked=True`` (the web's intake) is for rows inserted with ``queued_at`` set already
+(``store.new_task(queued=True)``): a batch sent needs no UPDATE at all, and the rows of a batch
+that could not be sent get their mark taken back (:func:`store.clear_queued_many`), one UPDATE,
+before anyone waiting on them is told. A process that dies between a commit and its publish
+leaves rows that look queued: the next web start re-publishes what was queued in the last
+``DISPATCHER_REQUEUE_AFTER`` seconds (:meth:`BatchPublisher.republish_recent`).
 """
 
 from __future__ import annotations
@@ -38,11 +45,16 @@ class BatchPublisher:
     """Publishes submitted task ids in batches from a daemon thread; see the module."""
 
     def __init__(
-        self, app: Celery, batch_limit: int = BATCH_LIMIT, pending_limit: int = PENDING_LIMIT
+        self,
+        app: Celery,
+        batch_limit: int = BATCH_LIMIT,
+        pending_limit: int = PENDING_LIMIT,
+        premarked: bool = False,
     ) -> None:
         if batch_limit < 1 or pending_limit < 1:
             raise ValueError(f"limits must be positive: {batch_limit=}, {pending_limit=}")
         self.app = app
+        self.premarked = premarked
         self.batch_limit = batch_limit
         self.pending_limit = pending_limit
         #: Batches sent, messages sent, ids left to recovery (for tests and figures).
@@ -50,6 +62,8 @@ class BatchPublisher:
         self.published = 0
         self.left_to_recovery = 0
         self._pending: list[str] = []
+        #: premarked ids left to recovery whose mark is still to be taken back
+        self._unpublished: list[str] = []
         #: ids taken into the list so far, and of them those whose batch ended (tickets)
         self._taken = 0
         self._finished = 0
@@ -77,7 +91,7 @@ class BatchPublisher:
             if taken:
                 self._wake.notify_all()
         if len(taken) < len(ids):
-            self._leave(len(ids) - len(taken))
+            self._leave(ids[len(taken) :])
         else:
             self._refusing = False
         return ticket
@@ -102,6 +116,26 @@ class BatchPublisher:
             self._wake.notify_all()
         self._thread.join(timeout)
 
+    def republish_recent(self, seconds: float) -> int:
+        """Submit every task marked queued in the last ``seconds`` that no worker started
+        (:func:`store.queued_within`): at a web start, the rows a process that died between
+        a commit and its publish left looking queued. How many were submitted (0 when the
+        store cannot say now: the workers' recovery finds them after ``seconds``)."""
+        try:
+            task_ids = store.queued_within(seconds)
+        except Exception:
+            log.exception("could not look for tasks to re-publish")
+            return 0
+        if task_ids:
+            log.info(
+                "re-publishing %d task(s) queued in the last %g s and not started yet (a repeated "
+                "message is harmless)",
+                len(task_ids),
+                seconds,
+            )
+            self.submit(task_ids)
+        return len(task_ids)
+
     @property
     def running(self) -> bool:
         """Whether the publishing thread is alive."""
@@ -113,14 +147,17 @@ class BatchPublisher:
                 with self._wake:
                     self._busy = False
                     self._wake.notify_all()  # for flush()
-                    while not self._pending and not self._closing:
+                    while not self._pending and not self._unpublished and not self._closing:
                         self._wake.wait()
-                    if not self._pending:
+                    if not self._pending and not self._unpublished:
                         return
                     batch = self._pending[: self.batch_limit]
                     del self._pending[: self.batch_limit]
+                    unpublished, self._unpublished = self._unpublished, []
                     self._busy = True
-                self._publish(batch)
+                self._unmark(unpublished)
+                if batch:
+                    self._publish(batch)
         finally:
             with self._wake:
                 self._busy = False
@@ -131,11 +168,13 @@ class BatchPublisher:
         sent = False
         if not queue.paused(self.app):  # else it failed moments ago: logged then, recovery's now
             try:
-                sent = queue.publish_many(self.app, batch)
+                sent = queue.publish_many(self.app, batch, mark=not self.premarked)
             except Exception:  # nothing may stop this thread; the rows are recovery's
                 log.exception(
                     "publishing %d task(s) failed; recovery will re-queue them", len(batch)
                 )
+        if not sent:
+            self._unmark(batch)
         with self._wake:
             self._finished += len(batch)
             if sent:
@@ -147,10 +186,23 @@ class BatchPublisher:
             log.info("publishing again (%d task(s) left to recovery so far)", self.left_to_recovery)
         self._failing = not sent
 
-    def _leave(self, count: int) -> None:
-        """Leave ``count`` submitted ids to recovery; said once until a submit fits again."""
+    def _unmark(self, task_ids: list[str]) -> None:
+        """Take back the mark of premarked rows whose message did not leave (recovery's now)."""
+        if not self.premarked or not task_ids:
+            return
+        try:
+            store.clear_queued_many(task_ids)
+        except Exception:  # then they look queued: re-published after DISPATCHER_REQUEUE_AFTER
+            log.exception("could not take back the queued mark of %d task(s)", len(task_ids))
+
+    def _leave(self, task_ids: list[str]) -> None:
+        """Leave submitted ids to recovery; said once until a submit fits again."""
+        count = len(task_ids)
         with self._wake:
             self.left_to_recovery += count
+            if self.premarked and self._thread.is_alive():
+                self._unpublished.extend(task_ids)
+                self._wake.notify_all()
             said, self._refusing = self._refusing, True
         if not said:
             log.warning(

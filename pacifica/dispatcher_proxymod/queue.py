@@ -205,8 +205,9 @@ def publish(app: Celery, task_id: str) -> bool:
     return publish_many(app, [task_id])
 
 
-def publish_many(app: Celery, task_ids: Sequence[str]) -> bool:
-    """Send the tasks' messages as one batch, then mark them queued with one UPDATE.
+def publish_many(app: Celery, task_ids: Sequence[str], mark: bool = True) -> bool:
+    """Send the tasks' messages as one batch, then mark them queued with one UPDATE (unless
+    not ``mark``: rows inserted marked already, see :class:`~.publisher.BatchPublisher`).
 
     Each message is Celery's own (``send_task``), all through one producer and its connection,
     in one round trip where the transport allows (:func:`.pipelining.batch`). False when the
@@ -246,6 +247,8 @@ def publish_many(app: Celery, task_ids: Sequence[str]) -> bool:
             exc_info=True,
         )
         return False
+    if not mark:
+        return True
     try:
         store.mark_queued_many(task_ids)
     except Exception:  # the messages are out; a missing mark only causes a harmless re-publish

@@ -29,12 +29,21 @@ from .lifecycle import (
     get_task,
     history,
     needing_requeue,
+    queued_within,
     release,
 )
 from .logs import TaskLog, logs_of, replace_logs
 from .models import Attempt, LongTextField, Task, event_key, one_line
 from .query import TaskPage, TaskQuery, counts_by_state, find_tasks, list_tasks, parse_time
-from .record import NewTask, Recorded, mark_queued, mark_queued_many, new_task, record_event
+from .record import (
+    NewTask,
+    Recorded,
+    clear_queued_many,
+    mark_queued,
+    mark_queued_many,
+    new_task,
+    record_event,
+)
 from .schema import TABLES, TASK_TABLES, open_database
 from .shape import SUMMARY_FIELDS, TASK_FIELDS, record, summary
 
@@ -68,6 +77,7 @@ __all__ = [
     "cancel_task",
     "charts_of",
     "claim",
+    "clear_queued_many",
     "close_database",
     "connection",
     "count_by_status",
@@ -88,6 +98,7 @@ __all__ = [
     "open_database",
     "parse_time",
     "ping",
+    "queued_within",
     "reconnecting",
     "record",
     "record_event",

@@ -283,6 +283,25 @@ def needing_requeue(
         return [row.id for row in query]
 
 
+def queued_within(seconds: float, limit: int = 500) -> list[str]:
+    """Tasks marked queued in the last ``seconds`` that no worker has started, newest first.
+
+    They include the rows a web process committed and marked but never published, because it
+    died in between (their message never left); ``needing_requeue`` finds those only after
+    ``requeue_after``. A web process re-publishes these when it starts (a repeated message is
+    harmless: the claim is atomic).
+    """
+    since = utcnow() - timedelta(seconds=seconds)
+    with connection():
+        query = (
+            Task.select(Task.id)
+            .where((Task.status == TaskStatus.ACCEPTED.value) & (Task.queued_at >= since))
+            .order_by(Task.created.desc())
+            .limit(limit)
+        )
+        return [row.id for row in query]
+
+
 def count_by_status() -> dict[str, int]:
     """How many tasks are in each status."""
     with connection():

@@ -1,8 +1,11 @@
 """A received event's row: built (:func:`new_task`), recorded, and marked queued.
 
 ``web`` records through the group commit (:mod:`.intake`); :func:`record_event` writes one row
-on its own (the CLI, tests). A row is written before the HTTP answer, with ``queued_at`` empty
-until its message reached the broker.
+on its own (the CLI, tests). A row is written before the HTTP answer. Its ``queued_at`` says
+when its message was handed to the broker: set by :func:`mark_queued_many` after the publish,
+or, for the web's rows, already in the ``INSERT`` (``new_task(queued=True)``), because the web
+publishes every batch right after its commit and clears the mark again
+(:func:`clear_queued_many`) for what it could not publish.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class NewTask:
     reason: str | None = None
     stage: str | None = None
     finished: datetime | None = None
+    queued_at: datetime | None = None
 
     def columns(self) -> dict[str, Any]:
         """The row as ``Task`` field names and values (every column given, for a multi-row
@@ -65,12 +69,14 @@ def new_task(
     route: str | None = None,
     reason: str | None = None,
     event_json: str | None = None,
+    queued: bool = False,
 ) -> NewTask:
     """The row of a newly received event, with a fresh id.
 
     With a ``reason`` the task is recorded rejected at once (stage ``validate``).
     ``event_json`` is the event as the store keeps it, when the caller has it already
-    (default: ``event.to_json()``).
+    (default: ``event.to_json()``). ``queued``: the caller publishes the row's message right
+    after the commit (the web's intake), so ``queued_at`` is set in the ``INSERT``.
     """
     now = utcnow()
     transaction = transaction_id_of(event.data)
@@ -97,6 +103,7 @@ def new_task(
         reason=one_line(reason),
         stage=Stage.VALIDATE.value if rejected else None,
         finished=now if rejected else None,
+        queued_at=now if queued else None,
     )
 
 
@@ -143,3 +150,19 @@ def mark_queued_many(task_ids: Collection[str]) -> int:
             Task.update(queued_at=now, updated=now).where(Task.id.in_(list(task_ids))).execute()
         )
         return changed
+
+
+@reconnecting
+def clear_queued_many(task_ids: Collection[str]) -> int:
+    """Take back the ``queued_at`` of waiting tasks whose message did not reach the broker
+    after all, in one UPDATE, so that recovery re-publishes them within seconds; how many rows
+    it changed."""
+    if not task_ids:
+        return 0
+    with connection():
+        cleared: int = (
+            Task.update(queued_at=None, updated=utcnow())
+            .where(Task.id.in_(list(task_ids)) & (Task.status == TaskStatus.ACCEPTED.value))
+            .execute()
+        )
+        return cleared

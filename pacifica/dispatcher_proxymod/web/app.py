@@ -94,7 +94,10 @@ def create_app(settings: Settings, celery_app: Celery) -> FastPathApplication:
     app = FastPathApplication(api, "", app_config(settings, api))
     app.request_class = JsonErrorsRequest
     # POST /receive: one writer (group commit) whose commits go to one batch publisher
-    publisher = BatchPublisher(celery_app)
+    # its rows are inserted marked queued (no UPDATE per batch); a web process that died
+    # between a commit and its publish left such rows without a message: sent again now
+    publisher = BatchPublisher(celery_app, premarked=True)
+    publisher.republish_recent(settings.requeue_after_seconds)
     handoff = Handoff(publisher)
     intake = store.Intake.from_settings(settings, on_committed=handoff.submit)
     receiver = Receiver(settings, intake, handoff)

@@ -4,10 +4,10 @@ The intake's writer hands each commit's new task ids to :meth:`Handoff.submit`, 
 them to the :class:`~.publisher.BatchPublisher` (never blocking the writer) and notes each
 id's ticket. The request that recorded a task then waits
 (:meth:`Handoff.wait`, bounded by :data:`PUBLISH_WAIT_SECONDS`) until the publisher has dealt
-with every id up to its own: published and marked queued, or left to recovery. So a 202 still
-means "recorded and queued" (README) while the publishing is shared by every request waiting
-at that moment; past the bound (a broker that hangs) the answer goes out anyway: the row is
-committed, and recovery publishes it.
+with every id up to its own: published (its row was inserted marked queued), or left to
+recovery (its mark taken back). So a 202 still means "recorded and queued" (README) while the
+publishing is shared by every request waiting at that moment; past the bound (a broker that
+hangs) the answer goes out anyway: the row is committed, and recovery publishes it.
 """
 
 from __future__ import annotations

@@ -113,7 +113,10 @@ class Receiver:
             status, route, reason = TaskStatus.UNPROCESSABLE, None, "; ".join(reasons)
         else:  # a refused one is queued for its report only: it has no route
             status, route, reason = TaskStatus.ACCEPTED, None if reasons else ROUTE_NAME, None
-        row = store.new_task(event, status, route=route, reason=reason, event_json=stored)
+        # marked queued in the INSERT: the publisher sends it right after the commit and
+        # takes the mark back if it cannot (publisher.py)
+        queued = status is TaskStatus.ACCEPTED
+        row = store.new_task(event, status, route, reason, event_json=stored, queued=queued)
         event_id, source = event.id, event.source
         del event  # a large event is kept once from here: as the row's JSON
         try:
