@@ -538,6 +538,8 @@ def test_control_characters_in_attributes_are_refused(attribute: str) -> None:
         b'{"a": 18446744073709551616, "b": -9223372036854775809}',  # orjson: floats
         b'{"a": 18446744073709551615, "b": -9223372036854775808}',  # orjson: ints
         b'{"a": 1' + b"0" * 400 + b"}",  # orjson refuses; Python keeps it
+        b'{"a": 1e19, "b": 12345678901234567890.5, "c": 9223372036854775807}',
+        b'{"a": [1, {"b": 1' + b"0" * 30 + b'}], "c": "' + b"7" * 25 + b'"}',
         b'{"a": 1e400}',
         b'{"a": NaN}',
         b'{"a": "\\ud800"}',

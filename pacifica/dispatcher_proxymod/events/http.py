@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from ..errors import InvalidEvent
@@ -32,6 +33,10 @@ def parse_http(headers: Mapping[str, str], body: bytes | str) -> Event:
     return _check_attributes(_parse_document(body))
 
 
+#: The control characters (C0, DEL and C1) the CloudEvents type system refuses in a String.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def _check_attributes(event: Event) -> Event:
     """Refuse control characters in the string attributes (the CloudEvents type system)."""
     problems = [
@@ -42,7 +47,7 @@ def _check_attributes(event: Event) -> Event:
             ("type", event.type),
             ("time", event.time),
         )
-        if value is not None and any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value)
+        if value is not None and _CONTROL.search(value)
     ]
     if problems:
         raise InvalidEvent(problems)
