@@ -416,3 +416,30 @@ def test_a_web_start_republishes_what_was_marked_and_never_started(
     publisher.close()
     assert sorted(_drain(app)) == sorted(orphans), "the started and the old ones are not"
     assert all(_queued_at(orphans))
+
+
+def test_each_waiter_returns_once_its_own_ticket_finished(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    app = create_celery_app(open_store)
+    _drain(app)
+    publisher = BatchPublisher(app)
+    try:
+        assert not publisher.wait(publisher.submit([]) + 1, timeout=0.2), "a wait is bounded"
+        task_ids = _tasks(example_event, "waiter", 6)
+        results: dict[int, bool] = {}
+        tickets = [publisher.submit([task_id]) for task_id in task_ids]
+        threads = [
+            threading.Thread(target=lambda t=t: results.__setitem__(t, publisher.wait(t, 60)))
+            for t in tickets
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(90)
+        assert results == dict.fromkeys(tickets, True)
+        assert all(_queued_at(task_ids)), "marked by the time its wait returned"
+        assert publisher.wait(tickets[-1], timeout=0), "a finished ticket returns at once"
+    finally:
+        publisher.close(30)
+    assert sorted(_drain(app)) == sorted(task_ids)

@@ -346,6 +346,41 @@ def test_on_committed_gets_the_created_accepted_ids(
     assert record["error"]["message"] == "no route" and record["finished"] is not None
 
 
+def test_each_handed_row_gets_what_on_committed_returned(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    handed: list[list[str]] = []
+
+    def ticket(ids: list[str]) -> int:
+        handed.append(ids)
+        return len(handed)
+
+    writer = Intake(statement_timeout=DEADLINE, on_committed=ticket)
+    try:
+        first = writer.record(store.new_task(_event(example_event, "t1"), TaskStatus.ACCEPTED))
+        second = writer.record(store.new_task(_event(example_event, "t2"), TaskStatus.ACCEPTED))
+        again = writer.record(store.new_task(_event(example_event, "t1"), TaskStatus.ACCEPTED))
+        refused = writer.record(
+            store.new_task(_event(example_event, "t3"), TaskStatus.UNPROCESSABLE, reason="no")
+        )
+    finally:
+        assert writer.close(DEADLINE)
+    assert (first.receipt, second.receipt) == (1, 2)
+    assert handed == [[first.task.id], [second.task.id]]
+    assert again.receipt is None and refused.receipt is None, "not handed to on_committed"
+
+
+def test_a_row_marked_queued_is_inserted_so(intake: Intake, example_event: dict[str, Any]) -> None:
+    marked = store.new_task(_event(example_event, "m"), TaskStatus.ACCEPTED, queued=True)
+    plain = store.new_task(_event(example_event, "p"), TaskStatus.ACCEPTED)
+    assert marked.queued_at == marked.created and plain.queued_at is None
+    for row in (marked, plain):
+        intake.record(row)
+    stored = {task_id: store.get_task(task_id) for task_id in (marked.id, plain.id)}
+    assert stored[marked.id] is not None and stored[marked.id].queued_at is not None
+    assert stored[plain.id] is not None and stored[plain.id].queued_at is None
+
+
 def test_many_threads_keep_rows_and_counts_right(
     intake: Intake, example_event: dict[str, Any], published: list[str]
 ) -> None:

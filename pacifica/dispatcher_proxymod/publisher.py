@@ -67,6 +67,9 @@ class BatchPublisher:
         #: ids taken into the list so far, and of them those whose batch ended (tickets)
         self._taken = 0
         self._finished = 0
+        #: the requests waiting on a ticket, each released once its ticket has finished (a lock
+        #: each, so a batch's end wakes its own requests only, not everyone waiting)
+        self._waiters: list[tuple[int, threading.Lock]] = []
         self._closing = False
         self._busy = False
         self._failing = False
@@ -98,9 +101,20 @@ class BatchPublisher:
 
     def wait(self, ticket: int, timeout: float | None = None) -> bool:
         """Wait until every id submitted up to ``ticket`` (from :meth:`submit`) was published
-        and marked queued, or left to recovery; whether that happened within ``timeout``."""
+        (and marked queued), or left to recovery; whether that happened within ``timeout``."""
         with self._wake:
-            return self._wake.wait_for(lambda: self._finished >= ticket, timeout)
+            if self._finished >= ticket:
+                return True
+            released = threading.Lock()
+            released.acquire()
+            waiter = (ticket, released)
+            self._waiters.append(waiter)
+        if released.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+            return True
+        with self._wake:  # given up: forget it (its batch may have ended meanwhile)
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+            return self._finished >= ticket
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every id submitted so far was published or left to recovery; whether it
@@ -177,6 +191,7 @@ class BatchPublisher:
             self._unmark(batch)
         with self._wake:
             self._finished += len(batch)
+            self._release_finished()
             if sent:
                 self.batches += 1
                 self.published += len(batch)
@@ -185,6 +200,15 @@ class BatchPublisher:
         if sent and self._failing:
             log.info("publishing again (%d task(s) left to recovery so far)", self.left_to_recovery)
         self._failing = not sent
+
+    def _release_finished(self) -> None:
+        """Wake the waiters whose ticket has finished (call with ``_wake`` held)."""
+        finished = self._finished
+        if any(ticket <= finished for ticket, _ in self._waiters):
+            for ticket, released in self._waiters:
+                if ticket <= finished:
+                    released.release()
+            self._waiters = [waiter for waiter in self._waiters if waiter[0] > finished]
 
     def _unmark(self, task_ids: list[str]) -> None:
         """Take back the mark of premarked rows whose message did not leave (recovery's now)."""

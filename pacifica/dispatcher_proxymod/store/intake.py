@@ -29,7 +29,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import peewee
@@ -106,10 +106,20 @@ class _Written(NamedTuple):
 
     row: NewTask  #: the batch's first row of the event
     created: bool  #: whether it is the caller's own row
+    receipt: object = None  #: what ``on_committed`` returned, for a row it was given
 
 
 #: What the writer hands back for one row.
 _Outcome = Recorded | _Written | BaseException
+
+
+def _with_receipt(outcome: _Outcome, receipt: object) -> _Outcome:
+    """``outcome`` with what ``on_committed`` returned for its row."""
+    if isinstance(outcome, _Written):
+        return outcome._replace(receipt=receipt)
+    if isinstance(outcome, Recorded):
+        return replace(outcome, receipt=receipt)
+    return outcome
 
 
 class _Pending:
@@ -133,9 +143,11 @@ class Intake:
 
     ``database`` defaults to the store's open database; the writer uses its own connection of
     it. ``on_committed(ids)`` is called on the writer thread after each commit with the ids of
-    the rows it created in status ``accepted`` (those to publish); it must not block (nor call
-    :meth:`record`). ``returning=False`` reads the rows back with a ``SELECT`` even where the
-    INSERT could return them (what MySQL needs; None: see :mod:`.batch`).
+    the rows it created in status ``accepted`` (those to publish), before their callers are
+    woken; it must not block (nor call :meth:`record`), and what it returns is those rows'
+    :attr:`Recorded.receipt` (the web: the publisher's ticket). ``returning=False`` reads the
+    rows back with a ``SELECT`` even where the INSERT could return them (what MySQL needs;
+    None: see :mod:`.batch`).
     """
 
     def __init__(
@@ -145,7 +157,7 @@ class Intake:
         queue_limit: int = 1024,
         wait_seconds: float = 10.0,
         statement_timeout: float = 5.0,
-        on_committed: Callable[[list[str]], None] | None = None,
+        on_committed: Callable[[list[str]], object] | None = None,
         returning: bool | None = None,
     ) -> None:
         chosen = database if database is not None else database_proxy.obj
@@ -166,7 +178,7 @@ class Intake:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, on_committed: Callable[[list[str]], None] | None = None
+        cls, settings: Settings, on_committed: Callable[[list[str]], object] | None = None
     ) -> Intake:
         """The intake of the store's open database, sized by ``settings``."""
         return cls(
@@ -197,7 +209,7 @@ class Intake:
             raise IntakeTimeout(row.id, waited)
         outcome = pending.outcome
         if isinstance(outcome, _Written):
-            return Recorded(Task(**outcome.row.columns()), outcome.created)
+            return Recorded(Task(**outcome.row.columns()), outcome.created, outcome.receipt)
         if isinstance(outcome, BaseException):
             raise outcome
         assert outcome is not None
@@ -280,12 +292,17 @@ class Intake:
                     publish.append(pending.row.id)
             else:
                 counts["duplicates"] += 1
-            pending.finish(outcome)
+        receipt = None
         if publish and self._on_committed is not None:
             try:
-                self._on_committed(publish)
+                receipt = self._on_committed(publish)
             except Exception:  # the rows are committed: recovery publishes them
                 log.exception("on_committed failed for %d task(s)", len(publish))
+        handed = set(publish) if receipt is not None else set()
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            if pending.row.id in handed:
+                outcome = _with_receipt(outcome, receipt)
+            pending.finish(outcome)
 
     def _alone(self, row: NewTask) -> _Outcome:
         try:

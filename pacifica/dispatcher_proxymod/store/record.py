@@ -31,6 +31,9 @@ class Recorded:
 
     task: Task
     created: bool
+    #: what the intake's ``on_committed`` returned for this row's commit (the web: the
+    #: publisher's ticket to wait on); None for a row not handed to it
+    receipt: object = None
 
 
 @dataclass(frozen=True)

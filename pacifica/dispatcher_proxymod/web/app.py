@@ -21,7 +21,6 @@ from ..settings import Settings
 from .control import TaskControl
 from .errors import JsonErrorsRequest, json_error_page
 from .fastpath import FastPathApplication, ReceiveEndpoint
-from .handoff import Handoff
 from .logs import LogReads
 from .metrics import WebMetrics
 from .receive import Receiver
@@ -98,9 +97,8 @@ def create_app(settings: Settings, celery_app: Celery) -> FastPathApplication:
     # between a commit and its publish left such rows without a message: sent again now
     publisher = BatchPublisher(celery_app, premarked=True)
     publisher.republish_recent(settings.requeue_after_seconds)
-    handoff = Handoff(publisher)
-    intake = store.Intake.from_settings(settings, on_committed=handoff.submit)
-    receiver = Receiver(settings, intake, handoff)
+    intake = store.Intake.from_settings(settings, on_committed=publisher.submit)
+    receiver = Receiver(settings, intake, publisher)
     app.receive_endpoint = ReceiveEndpoint(settings, receiver, api.web_metrics, app.log)
     app.closing = (intake.close, publisher.close)
     return app
