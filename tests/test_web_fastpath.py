@@ -436,3 +436,14 @@ def test_the_web_process_does_not_load_the_workers_modules() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["127.0.0.1", "wrk/4.2", "it's", 'say "hi"', "back\\slash", "tab\there", "é", "\x00\x7f", ""],
+)
+def test_an_access_log_atom_is_escaped_as_cherrypy_escapes_it(value: str) -> None:
+    from pacifica.dispatcher_proxymod.web.fastpath import _escape
+
+    cherrypy_way = repr(value.replace('"', '\\"').encode("utf8"))[2:-1].replace("\\\\", "\\")
+    assert _escape(value) == cherrypy_way

@@ -66,6 +66,7 @@ class ReceiveEndpoint:
         self.metrics = metrics
         self.app_log = app_log
         self._large_bodies = threading.Lock()
+        self._time_made = (0, "")
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.monotonic()
@@ -110,6 +111,15 @@ class ReceiveEndpoint:
             except TooLarge as exc:
                 return failure(413, "PayloadTooLarge", str(exc))
 
+    def _log_time(self) -> str:
+        """CherryPy's time of the access log (to the second), made once a second."""
+        second = int(time.time())
+        made, text = self._time_made
+        if made != second:
+            text = self.app_log.time()
+            self._time_made = (second, text)
+        return text
+
     def _access(self, environ: Mapping[str, Any], answer: Answer) -> None:
         """CherryPy's access-log line (Apache combined format) for this request."""
         if not self.app_log.access_log.isEnabledFor(logging.INFO):
@@ -122,7 +132,7 @@ class ReceiveEndpoint:
             "h": environ.get("REMOTE_HOST") or environ.get("REMOTE_ADDR", ""),
             "l": "-",
             "u": environ.get("REMOTE_USER") or "-",
-            "t": self.app_log.time(),
+            "t": self._log_time(),
             "r": f"{environ.get('REQUEST_METHOD')} {target} {environ.get('SERVER_PROTOCOL')}",
             "s": str(answer.status),
             "b": str(len(answer.body)),
@@ -190,7 +200,12 @@ def _status_document(status: int, message: str) -> bytes:
 
 
 def _escape(value: str) -> str:
-    """CherryPy's escaping of access-log atoms: unprintable bytes as ``\\xhh``, quotes escaped."""
+    """CherryPy's escaping of access-log atoms: unprintable bytes as ``\\xhh``, quotes escaped.
+
+    Printable ASCII without a double quote or a backslash (nearly every atom) stays as it is.
+    """
+    if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        return value
     text = repr(value.replace('"', '\\"').encode("utf8"))[2:-1]
     return text.replace("\\\\", "\\")
 
