@@ -190,8 +190,8 @@ def _messages(app: Any) -> list[Any]:
 def test_a_batch_sends_the_message_celery_sends(
     open_store: Settings, example_event: dict[str, Any]
 ) -> None:
-    """The same task sent by a plain ``send_task`` and in a batch: the same message (only the
-    transport's own delivery tag differs)."""
+    """The same task sent by a plain ``send_task`` and in a batch: the same message as the
+    broker delivers it, byte for byte (only the transport's own delivery tag differs)."""
     app = create_celery_app(open_store)
     _drain(app)
     task_id = _record(example_event, "same")
@@ -203,9 +203,19 @@ def test_a_batch_sends_the_message_celery_sends(
     def comparable(message: Any) -> tuple[Any, ...]:
         properties = {k: v for k, v in message.properties.items() if k != "delivery_tag"}
         info = {k: v for k, v in message.delivery_info.items() if k != "delivery_tag"}
-        return message.headers, message.decode(), message.content_type, properties, info
+        return (
+            type(message),
+            message.headers,
+            message.body,
+            message.content_type,
+            message.content_encoding,
+            properties,
+            info,
+        )
 
     assert comparable(batched[0]) == comparable(plain) == comparable(batched[1])
+    assert plain.headers["id"] == task_id and plain.decode()[0] == [task_id]
+    assert plain.delivery_info["routing_key"] == app.conf.task_default_queue
 
 
 def test_a_dead_broker_leaves_the_batch_to_recovery(

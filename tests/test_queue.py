@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from celery._state import _task_stack
+from celery.utils.saferepr import saferepr
 from test_e2e import start_worker, stop_worker
 
 from pacifica.dispatcher_proxymod import queue, store
@@ -187,3 +189,96 @@ def test_a_failed_publish_pauses_publishing_to_that_broker(
     fourth = _record(example_event, "fourth")
     assert publish(working, fourth)
     assert _drain(working) == [fourth]
+
+
+#: Task ids whose ``argsrepr`` takes each of ``saferepr``'s paths: plain, a quote escaped, text
+#: it leaves as is, and lengths around where it starts to cut (its limit is 1024).
+ODD_IDS = [
+    str(uuid.uuid4()),
+    "it's",
+    'back\\slash "double" new\nline tab\t',
+    "ünïcødé ✓",
+    *("x" * length for length in (511, 512, 513, 1019, 1020, 1021, 1022, 1023, 1024, 1025)),
+    "word " * 300,
+]
+
+
+@contextmanager
+def _recorded_sends(app: Any) -> Iterator[list[tuple[Any, ...]]]:
+    """Record what ``app.amqp.send_task_message`` is given (nothing is published)."""
+    sends: list[tuple[Any, ...]] = []
+
+    def record(producer: Any, name: str, message: Any, **options: Any) -> None:
+        sends.append((producer, name, message, options))
+
+    original = app.amqp.send_task_message
+    app.amqp.send_task_message = record
+    try:
+        yield sends
+    finally:
+        app.amqp.send_task_message = original
+
+
+def _celery_and_ours(app: Any, task_ids: list[str]) -> tuple[list[Any], list[Any]]:
+    """What ``send_task`` (as publish_many called it before) and :func:`queue.send_messages`
+    hand to ``send_task_message`` for ``task_ids``."""
+    with app.producer_or_acquire() as producer, _recorded_sends(app) as sends:
+        for task_id in task_ids:
+            app.send_task(
+                TASK_NAME,
+                args=[task_id],
+                task_id=task_id,
+                retry=False,
+                producer=producer,
+                declare=[],
+            )
+        celery = list(sends)
+        sends.clear()
+        queue.send_messages(app, producer, task_ids)
+        ours = list(sends)
+    for sent in celery + ours:
+        assert sent[0] is producer
+    return celery, ours
+
+
+def test_send_messages_hands_celery_what_send_task_does(settings: Settings) -> None:
+    """Every argument of ``send_task_message`` (the message's headers, properties, body and
+    sent event; exchange, queue, retry, declare) the same as ``send_task``'s: this fails when
+    a Celery release changes what ``send_task`` does (queue.send_messages relies on it)."""
+    app = create_celery_app(settings.with_changes(broker_url="memory://"))
+    celery, ours = _celery_and_ours(app, ODD_IDS)
+    assert len(ours) == len(ODD_IDS)
+    assert ours == celery
+    assert [sent[2].headers["id"] for sent in ours] == ODD_IDS
+    assert [sent[2].headers["argsrepr"] for sent in ours] == [
+        saferepr([task_id], app.amqp.argsrepr_maxsize) for task_id in ODD_IDS
+    ]
+    lists = [sent[3]["declare"] for sent in ours]
+    assert len({id(declare) for declare in lists}) == len(lists), "kombu may append to it"
+
+
+def test_send_messages_inside_a_task_and_with_sent_events(settings: Settings) -> None:
+    """Inside a worker's task (its ids and priority inherited) and with task-sent events on:
+    still what ``send_task`` hands over."""
+    app = create_celery_app(settings.with_changes(broker_url="memory://"))
+    app.conf.task_send_sent_event = True
+    app.conf.task_inherit_parent_priority = True
+    task = app.tasks[TASK_NAME]
+    task.push_request(
+        id="parent-id", root_id="root-id", called_directly=False, delivery_info={"priority": 3}
+    )
+    _task_stack.push(task)
+    try:
+        assert app.current_worker_task is task
+        celery, ours = _celery_and_ours(app, ODD_IDS[:3])
+    finally:
+        _task_stack.pop()
+        task.pop_request()
+    assert ours == celery
+    headers, options = ours[0][2].headers, ours[0][3]
+    assert (headers["root_id"], headers["parent_id"], options["priority"]) == (
+        "root-id",
+        "parent-id",
+        3,
+    )
+    assert ours[0][2].sent_event["uuid"] == ODD_IDS[0]
