@@ -282,3 +282,17 @@ def test_send_messages_inside_a_task_and_with_sent_events(settings: Settings) ->
         3,
     )
     assert ours[0][2].sent_event["uuid"] == ODD_IDS[0]
+
+
+def test_a_channel_binds_the_queue_once(settings: Settings) -> None:
+    """publish_many declares the queue bound to the producer's channel, bound once (kombu's
+    ``maybe_declare`` binds an unbound queue again on every call)."""
+    app = create_celery_app(settings.with_changes(broker_url="memory://"))
+    with app.producer_or_acquire() as producer:
+        bound = queue._bound_queue(app, producer)
+        assert bound.is_bound and bound.channel is producer.channel
+        assert bound == app.amqp.queues[app.conf.task_default_queue]
+        assert queue._bound_queue(app, producer) is bound
+        producer.revive(producer.connection.channel())  # a new channel: bound anew
+        again = queue._bound_queue(app, producer)
+        assert again is not bound and again.channel is producer.channel
