@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import socket
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -296,3 +298,11 @@ def test_a_channel_binds_the_queue_once(settings: Settings) -> None:
         producer.revive(producer.connection.channel())  # a new channel: bound anew
         again = queue._bound_queue(app, producer)
         assert again is not bound and again.channel is producer.channel
+    with app.connection_for_write() as connection:
+        passing = app.amqp.Producer(connection)
+        queue._bound_queue(app, passing)
+        assert passing in queue._bound_queues
+        gone = weakref.ref(passing)
+        del passing
+        gc.collect()
+        assert gone() is None, "the entry keeps no producer alive"
