@@ -285,7 +285,8 @@ def send_messages(app: Celery, producer: Producer, task_ids: Sequence[str]) -> N
     publish signals, the task-sent event when enabled). Left out: the ``AsyncResult`` and the
     result backend's ``on_task_call`` (the caller never waits on a result; with a Redis result
     backend it subscribed this process to every task's result channel, never read).
-    tests/test_publisher.py fails if these steps no longer make the message ``send_task`` makes.
+    tests/test_queue.py fails when these steps no longer hand ``send_task_message`` what
+    ``send_task`` does, tests/test_publisher.py when the delivered messages differ.
     """
     amqp = app.amqp
     options = amqp.router.route({}, TASK_NAME, None, None, None)
