@@ -93,3 +93,60 @@ def test_module_runs_as_a_program() -> None:
     assert done.returncode == 0
     for word in ("--host", "--port", "--config", "worker", "standalone", "process"):
         assert word in done.stdout
+
+
+#: Modules the web process has no use for: requests (Notifications' and Pacifica's clients, the
+#: subscribe command's and the worker's transfers), jsonpath2 and its ANTLR runtime (the worker's
+#: full route match). Each would cost the web process memory it never uses (bench/README.md).
+NOT_IN_THE_WEB_PROCESS = ("requests", "urllib3", "jsonpath2", "antlr4")
+
+
+def test_the_web_process_does_not_load_what_only_workers_and_commands_use(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISPATCHER_", "DATABASE_"))}
+    env.update(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'tasks.sqlite3'}",
+        BROKER_URL="filesystem://",
+        DISPATCHER_STATE_DIR=str(tmp_path / "state"),
+    )
+    # what ``serve`` does before it starts the server: the console script's imports, the app
+    done = _python(
+        f"""
+        import sys
+        import cherrypy
+        from pacifica.dispatcher_proxymod.__main__ import main
+        from pacifica.dispatcher_proxymod.cli import build_parser
+        from pacifica.dispatcher_proxymod.queue import create_celery_app
+        from pacifica.dispatcher_proxymod.server import mount
+        from pacifica.dispatcher_proxymod.settings import load_settings
+        from pacifica.dispatcher_proxymod.web import create_app
+
+        build_parser()
+        settings = load_settings()
+        app = create_app(settings, create_celery_app(settings))
+        mount(cherrypy.tree, "127.0.0.1", 0, settings.http, settings.max_body_bytes)
+        app.close()
+        loaded = {{name.split(".")[0] for name in sys.modules}}
+        print(sorted(loaded & set({NOT_IN_THE_WEB_PROCESS!r})))
+        """,
+        env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_worker_side_still_finds_what_it_imports_when_used(tmp_path: Path) -> None:
+    done = _python(
+        """
+        import sys
+        from pacifica.dispatcher_proxymod.proxymod.routing import prepare
+        from pacifica.dispatcher_proxymod.settings import Settings
+        from pacifica.dispatcher_proxymod.transfer import make_transfer
+
+        settings = Settings()
+        print(type(make_transfer(settings, "pacifica")).__name__, "requests" in sys.modules)
+        prepare(settings)
+        print("jsonpath2" in sys.modules)
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["PacificaTransfer True", "True"]

@@ -16,12 +16,7 @@ from pacifica.dispatcher_proxymod.errors import ChecksumMismatch, SettingsError,
 from pacifica.dispatcher_proxymod.events import Event, FileEntry, Upload
 from pacifica.dispatcher_proxymod.paths import PathError
 from pacifica.dispatcher_proxymod.settings import Settings
-from pacifica.dispatcher_proxymod.transfer import (
-    Delivery,
-    LocalTransfer,
-    PacificaTransfer,
-    make_transfer,
-)
+from pacifica.dispatcher_proxymod.transfer import Delivery, LocalTransfer, make_transfer
 from pacifica.dispatcher_proxymod.transfer.base import (
     MAX_RESULT_DEPTH,
     copy_verified,
@@ -29,6 +24,7 @@ from pacifica.dispatcher_proxymod.transfer.base import (
     transaction_metadata,
 )
 from pacifica.dispatcher_proxymod.transfer.local import DELIVERY_SUFFIX
+from pacifica.dispatcher_proxymod.transfer.pacifica import PacificaTransfer
 from pacifica.dispatcher_proxymod.tree import remove_tree
 
 EVENT = Event(specversion="1.0", id="metadata.ingest.7", source="test", type="test")

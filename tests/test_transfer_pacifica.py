@@ -27,7 +27,7 @@ from transfer_files import make_upload, result_tree, sha1, write
 from pacifica.dispatcher_proxymod.errors import ChecksumMismatch, TransferError
 from pacifica.dispatcher_proxymod.events import Event, FileEntry, Upload
 from pacifica.dispatcher_proxymod.settings import PacificaSettings
-from pacifica.dispatcher_proxymod.transfer import PacificaTransfer
+from pacifica.dispatcher_proxymod.transfer.pacifica import PacificaTransfer
 
 EVENT = Event(specversion="0.1", id="metadata.ingest.1", source="test", type="test")
 

@@ -36,15 +36,16 @@ import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Final
-
-from jsonpath2.path import Path
+from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import SettingsError
 from ..events import INGEST_EVENT_TYPE, Event
 from ..problems import Problem, nearest, shown
 from ..settings import Settings
 from .config import SCHEMA
+
+if TYPE_CHECKING:
+    from jsonpath2.path import Path
 
 LOGGER = logging.getLogger(__name__)
 
@@ -251,6 +252,10 @@ def prepare(settings: Settings) -> None:
 
 @functools.lru_cache(maxsize=32)
 def _compiled(expression: str) -> Path:
+    # imported here: jsonpath2 and its ANTLR runtime (about 2 MiB) are the worker's; the web
+    # process runs only the Python checks (quick_mismatch, asks_for_proxymod)
+    from jsonpath2.path import Path
+
     return Path.parse_str(expression)
 
 

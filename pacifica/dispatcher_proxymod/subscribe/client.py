@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, Final
-
-import requests
+from typing import TYPE_CHECKING, Any, Final
 
 from .subscription import Subscription, SubscriptionError, one_line
 
 DEFAULT_USER_HEADER: Final = "Http-Remote-User"
 DEFAULT_TIMEOUT: Final = 30.0
 _EXCEPTION_LINE: Final = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception)(:|$)")
+
+if TYPE_CHECKING:
+    import requests
 
 
 def _network_cause(exc: BaseException) -> str:
@@ -42,7 +43,13 @@ class NotificationsClient:
         self.user = user
         self.user_header = user_header
         self.timeout = timeout
-        self.session = session or requests.Session()
+        if session is None:
+            # imported here: the web process, which imports cli (and so this package), never
+            # talks to Notifications and need not load requests (about 5 MiB of its memory)
+            import requests
+
+            session = requests.Session()
+        self.session = session
         self.session.verify = verify
 
     def subscriptions(self) -> list[Subscription]:
@@ -100,6 +107,8 @@ class NotificationsClient:
         body: Mapping[str, Any] | None = None,
         allow_forbidden: bool = False,
     ) -> requests.Response | None:
+        import requests
+
         url = self.url + path
         try:
             response = self.session.request(

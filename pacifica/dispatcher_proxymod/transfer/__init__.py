@@ -1,6 +1,8 @@
 """Moving a task's files: one :class:`Transfer` interface, a local and a Pacifica implementation.
 
-:func:`make_transfer` picks the implementation the settings ask for.
+:func:`make_transfer` picks the implementation the settings ask for. The Pacifica one
+(``transfer.pacifica``, with ``requests``) is imported only when it is asked for: the web
+process, which imports this package through the Celery app, never moves a file.
 """
 
 from __future__ import annotations
@@ -9,12 +11,10 @@ from ..errors import SettingsError
 from ..settings import TRANSFER_KINDS, Settings
 from .base import Delivery, ResultFile, Transfer
 from .local import LocalTransfer
-from .pacifica import PacificaTransfer
 
 __all__ = [
     "Delivery",
     "LocalTransfer",
-    "PacificaTransfer",
     "ResultFile",
     "Transfer",
     "make_transfer",
@@ -27,6 +27,8 @@ def make_transfer(settings: Settings, kind: str | None = None) -> Transfer:
     if chosen == "local":
         return LocalTransfer(settings.data_dir, settings.output_dir)
     if chosen == "pacifica":
+        from .pacifica import PacificaTransfer
+
         return PacificaTransfer(
             settings.pacifica,
             bundle_dir=settings.work_dir,
