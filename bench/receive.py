@@ -15,7 +15,8 @@ One run measures, all targets started at once and measured in turn, ``--rounds``
 * CPU per request of the web process, of the PostgreSQL backends of the setup's database, and
   of the broker's server processes (shared with the machine's other users: an upper bound);
 * web memory: a fresh web process per run (pg-redis), 16 concurrent bodies of 1 MiB and of
-  ``DISPATCHER_MAX_BODY_BYTES``, 3 per connection, peak RSS (VmHWM).
+  ``DISPATCHER_MAX_BODY_BYTES``, 3 per connection, peak RSS (VmHWM); for every install too
+  (``--before``, ``--also``), alternated.
 
 Before each run the task table is emptied and the queue purged (no worker runs). After it,
 every task id answered 2xx must be a row of the database AND the task id of a message taken
@@ -32,6 +33,7 @@ slow connections): its errors are reported, not failed.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -190,9 +192,14 @@ def measure(
 
 
 def memory_part(
-    servers: list[str], rounds: int, work: Path, publish_wait: float
+    servers: list[str],
+    installs: list[tuple[str, str]],
+    rounds: int,
+    work: Path,
+    publish_wait: float,
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """Peak RSS of a fresh web process (pg-redis) under 16 concurrent large bodies."""
+    """Peak RSS of a fresh web process (pg-redis) under 16 concurrent large bodies, for each
+    server and install (``(suffix, python)``: this checkout's is ``("", "")``), alternated."""
     limit = Settings().max_body_bytes
     sizes = [(MIB, "1 MiB"), (limit, f"{limit / MIB:g} MiB (the limit)")]
     state = work / "memory-state"
@@ -204,16 +211,17 @@ def memory_part(
     for _ in range(rounds):
         for size, label in sizes:
             template = event_template(example_event(), pad_to=size)
-            for server in servers:
+            for server, (suffix, python) in itertools.product(servers, installs):
                 empty_tasks(setup)
                 purge_broker(setup, state)
 
-                def fresh(server: str = server) -> Service:
-                    return start_web(f"memory-{server}", env, work, server=server)
+                def fresh(server: str = server, python: str = python) -> Service:
+                    return start_web(f"memory-{server}", env, work, server=server, python=python)
 
                 count = LARGE_REQUESTS * LARGE_CONNECTIONS
                 at_start, peak, statuses, ids = body_peak(fresh, template, LARGE_CONNECTIONS, count)
-                where = f"memory {server} {label}"
+                server_label = f"{server}{suffix}"
+                where = f"memory {server_label} {label}"
                 ok = sum(n for status, n in statuses.items() if status.startswith("2"))
                 if ok != count:
                     problems.append(f"{where}: answers {statuses}")
@@ -224,10 +232,16 @@ def memory_part(
                 if set(ids) - seen:
                     problems.append(f"{where}: {len(set(ids) - seen)} 2xx'd tasks have no message")
                 samples.append(
-                    {"server": server, "body": label, "start": at_start, "peak": peak, "ok": ok}
+                    {
+                        "server": server_label,
+                        "body": label,
+                        "start": at_start,
+                        "peak": peak,
+                        "ok": ok,
+                    }
                 )
                 print(
-                    f"  memory {server:<8} {label:<20} start {at_start:6.1f} MiB  peak "
+                    f"  memory {server_label:<8} {label:<20} start {at_start:6.1f} MiB  peak "
                     f"{peak:6.1f} MiB  statuses {statuses}",
                     flush=True,
                 )
@@ -278,13 +292,19 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def start_targets(args: argparse.Namespace, work: Path) -> list[Target]:
-    """The ceiling and every dispatcher target, started and warmed up."""
-    targets = [Target(CEILING, start_ceiling(work))]
+def installs_of(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """This checkout's install and those of ``--before`` and ``--also``: (suffix, python)."""
     installs = [("", "")] + ([(f"@{args.before_label}", args.before)] if args.before else [])
     for also in args.also:
         label, _, python = also.partition("=")
         installs.append((f"@{label}", python))
+    return installs
+
+
+def start_targets(args: argparse.Namespace, work: Path) -> list[Target]:
+    """The ceiling and every dispatcher target, started and warmed up."""
+    targets = [Target(CEILING, start_ceiling(work))]
+    installs = installs_of(args)
     for setup_name in args.setups.split(","):
         state = work / setup_name
         state.mkdir()
@@ -368,7 +388,11 @@ def main() -> int:
             print("# web memory (fresh process per run, pg-redis)", flush=True)
             try:
                 memory, found = memory_part(
-                    args.servers.split(","), args.memory_rounds, work, args.publish_wait
+                    args.servers.split(","),
+                    installs_of(args),
+                    args.memory_rounds,
+                    work,
+                    args.publish_wait,
                 )
             except BenchError as exc:
                 print(f"error: {exc}", file=sys.stderr)
