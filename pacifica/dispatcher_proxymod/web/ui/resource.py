@@ -7,6 +7,7 @@ Every page needs the API's credentials when ``DISPATCHER_AUTH`` is set.
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import json
 import os
@@ -14,11 +15,10 @@ import stat
 import threading
 from collections import OrderedDict
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import cherrypy
-import jinja2
 from celery import Celery
 from markupsafe import Markup
 
@@ -32,6 +32,9 @@ from ..auth import authenticate, requester
 from ..tasks import parse_task_id
 from . import security, views
 
+if TYPE_CHECKING:
+    import jinja2
+
 #: Result files served as text/plain; every other one as application/octet-stream.
 TEXT_SUFFIXES = frozenset({".log", ".txt", ".csv", ".ini", ".json", ".md", ".py"})
 #: How many tasks' drawn charts are kept (a task's charts change only when it runs again).
@@ -44,6 +47,10 @@ STATIC_FILES = {
 
 
 def _environment() -> jinja2.Environment:
+    # imported at the first page: a web process whose dashboard is never opened (most of them
+    # only receive events) does not carry jinja2's 2 MiB
+    import jinja2
+
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("pacifica.dispatcher_proxymod.web.ui", "templates"),
         autoescape=True,  # every template, whatever its name
@@ -64,10 +71,14 @@ class Dashboard:
     def __init__(self, settings: Settings, celery_app: Celery) -> None:
         self.settings = settings
         self.celery_app = celery_app
-        self.templates = _environment()
         self._static = {name: _static(name) for name in STATIC_FILES}
         self._drawn: OrderedDict[tuple[str, object], list[Markup]] = OrderedDict()
         self._lock = threading.Lock()
+
+    @functools.cached_property
+    def templates(self) -> jinja2.Environment:
+        """The pages' templates (made at the first page)."""
+        return _environment()
 
     # -- helpers ---------------------------------------------------------------------------
 
