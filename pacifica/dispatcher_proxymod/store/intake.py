@@ -247,6 +247,9 @@ class Intake:
                     for pending in batch:
                         if pending.outcome is None:
                             pending.finish(exc)
+                # not kept while waiting for the next batch: a large event's text would stay
+                # beside the next one's body as it is parsed (its caller has answered by then)
+                del batch
         finally:
             with suppress(Exception):
                 self._db.close()
