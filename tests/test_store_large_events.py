@@ -16,6 +16,7 @@ import time
 import weakref
 from typing import Any
 
+import peewee
 import pytest
 
 from pacifica.dispatcher_proxymod import store
@@ -116,6 +117,49 @@ def test_the_writer_keeps_no_batch_once_it_was_answered(
             time.sleep(0.01)
     finally:
         assert intake.close(DEADLINE)
+
+
+class _Refused(Exception):
+    """What psycopg2 raises for a role without the TEMPORARY privilege."""
+
+    pgcode = "42501"
+
+
+def test_without_the_temporary_privilege_large_events_go_by_insert(
+    open_store: Settings,
+    example_event: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    if not open_store.database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only (TEST_DATABASE_URL)")
+    tried: list[str] = []
+    execute_sql = peewee.PostgresqlDatabase.execute_sql
+
+    def refusing(database: Any, sql: str, *args: Any, **kwargs: Any) -> Any:
+        if sql.startswith("CREATE TEMPORARY TABLE"):
+            tried.append(sql)
+            raise peewee.ProgrammingError("permission denied to create temporary tables") from (
+                _Refused()
+            )
+        return execute_sql(database, sql, *args, **kwargs)
+
+    monkeypatch.setattr(peewee.PostgresqlDatabase, "execute_sql", refusing)
+    intake = Intake(statement_timeout=DEADLINE)
+    try:
+        rows = [
+            _awkward_row(_large_event(example_event, f"no-temp-{n}", COPY_CHARS + 1))
+            for n in range(2)
+        ]
+        assert all(intake.record(row, DEADLINE).created for row in rows)
+    finally:
+        assert intake.close(DEADLINE)
+    assert len(tried) == 1  # asked once, then the INSERT for good
+    assert "TEMPORARY privilege" in caplog.text
+    with store.connection():
+        assert {store.Task.get_by_id(row.id).event_json for row in rows} == {
+            row.event_json for row in rows
+        }
 
 
 _PEAK_PROBE = """

@@ -25,6 +25,7 @@ event, which set the web process's peak RSS; the stream holds 64 KiB of it at a 
 
 from __future__ import annotations
 
+import logging
 import math
 import sqlite3
 from collections.abc import Iterator
@@ -35,6 +36,8 @@ import peewee
 
 from .models import Task
 from .record import NewTask
+
+log = logging.getLogger(__name__)
 
 #: The columns of an inserted row, in the statement's order (every one given, so a row's
 #: values are the same list whatever PeeWee's defaults).
@@ -56,6 +59,8 @@ STAGING_TABLE = "dispatcher_task_incoming"
 #: psycopg2's errors as PeeWee's (as ``execute_sql`` raises them), around ``copy_expert``
 #: (``EXCEPTIONS`` is missing from the stubs).
 _AS_PEEWEE_ERRORS = peewee.ExceptionWrapper(peewee.EXCEPTIONS)  # type: ignore[attr-defined]
+#: PostgreSQL's ``insufficient_privilege``: the role lacks the TEMPORARY privilege.
+_INSUFFICIENT_PRIVILEGE = "42501"
 #: Characters of one value escaped and sent at a time.
 _PIECE_CHARS = 64 * 1024
 #: ``COPY``'s text format: a backslash, newline, carriage return and tab (its delimiter) are
@@ -110,6 +115,8 @@ class BatchInsert:
         #: whether the INSERT returns its rows (None: found out at the first connection)
         self.returning = returning
         self._mariadb: bool | None = None
+        #: whether large batches may go by ``COPY`` (PostgreSQL; False once refused)
+        self.copies = True
         self._texts: dict[int, str] = {}
 
     def prepare(self) -> None:
@@ -136,13 +143,13 @@ class BatchInsert:
         database.execute_sql(statement)
 
     def execute(self, rows: list[NewTask]) -> dict[str, str]:
-        """Insert ``rows`` (one per event key) in one autocommitted statement; the id stored
+        """Insert ``rows`` (one per event key) in one autocommitted statement (a large batch on
+        PostgreSQL: one transaction, see :meth:`_copy`); the id stored
         for each key found: ours where the row was inserted, the earlier one's for a
         duplicate (a duplicate may be missing: the caller reads those rows)."""
         database: Any = self.database
-        if self._streams(rows):
-            cursor = self._copy(rows)
-        else:
+        cursor = self._copy(rows) if self._streams(rows) else None
+        if cursor is None:
             cursor = database.execute_sql(*self._statement(rows))
         if self.returning:
             return {key: task_id for task_id, key in cursor.fetchall()}
@@ -157,7 +164,7 @@ class BatchInsert:
 
     def _streams(self, rows: list[NewTask]) -> bool:
         """Whether ``rows`` go by ``COPY`` (PostgreSQL through psycopg2, UTF-8, large events)."""
-        if not isinstance(self.database, peewee.PostgresqlDatabase):
+        if not self.copies or not isinstance(self.database, peewee.PostgresqlDatabase):
             return False
         if sum(len(row.event_json) for row in rows) <= COPY_CHARS:
             return False
@@ -169,24 +176,38 @@ class BatchInsert:
 
     def _copy(self, rows: list[NewTask]) -> Any:
         """``COPY`` the rows into the session's staging table, then insert them from it as
-        the one INSERT would (same conflict clause, same RETURNING); one transaction."""
+        the one INSERT would (same conflict clause, same RETURNING); one transaction.
+
+        None (and no more ``COPY``) when the role may not create a temporary table.
+        """
         database: Any = self.database
         table = Task._meta.table_name
         columns = ", ".join(f'"{field.column_name}"' for field in FIELDS)
         returning = ' RETURNING "id", "event_key"' if self.returning else ""
-        with database.atomic():
-            database.execute_sql(
-                f'CREATE TEMPORARY TABLE IF NOT EXISTS "{STAGING_TABLE}" '
-                f'(LIKE "{table}" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS'
-            )
-            with _AS_PEEWEE_ERRORS:
-                database.connection().cursor().copy_expert(
-                    f'COPY "{STAGING_TABLE}" ({columns}) FROM STDIN', CopyStream(rows)
+        try:
+            with database.atomic():
+                database.execute_sql(
+                    f'CREATE TEMPORARY TABLE IF NOT EXISTS "{STAGING_TABLE}" '
+                    f'(LIKE "{table}" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS'
                 )
-            return database.execute_sql(  # (names of the model and constants only)
-                f'INSERT INTO "{table}" ({columns}) SELECT {columns} FROM "{STAGING_TABLE}" '  # noqa: S608
-                f'ON CONFLICT ("event_key") DO NOTHING{returning}'
-            )
+                with _AS_PEEWEE_ERRORS:
+                    database.connection().cursor().copy_expert(
+                        f'COPY "{STAGING_TABLE}" ({columns}) FROM STDIN', CopyStream(rows)
+                    )
+                return database.execute_sql(  # (names of the model and constants only)
+                    f'INSERT INTO "{table}" ({columns}) SELECT {columns} FROM "{STAGING_TABLE}" '  # noqa: S608
+                    f'ON CONFLICT ("event_key") DO NOTHING{returning}'
+                )
+        except peewee.ProgrammingError as exc:
+            cause = exc.__cause__ or exc.__context__
+            if getattr(cause, "pgcode", None) != _INSUFFICIENT_PRIVILEGE:
+                raise
+        log.warning(
+            "the database role may not create temporary tables (TEMPORARY privilege): large "
+            "events go by INSERT, at about four times their size in web memory"
+        )
+        self.copies = False
+        return None
 
     def _statement(self, rows: list[NewTask]) -> tuple[str, list[Any]]:
         values = [
