@@ -16,7 +16,7 @@ values were seen to equal PeeWee's own. Each new connection gets its statement l
 PostgreSQL ``statement_timeout``, MariaDB ``max_statement_time``, MySQL
 ``innodb_lock_wait_timeout``, SQLite ``busy_timeout`` (its wait for another writer's lock).
 
-On PostgreSQL a batch with more event JSON than :data:`COPY_CHARS` is streamed instead (see
+On PostgreSQL a batch that holds an event over :data:`COPY_CHARS` is streamed instead (see
 :class:`CopyStream`): ``COPY`` into a temporary table, then the same ``INSERT ... SELECT ... ON
 CONFLICT ... RETURNING``, in one transaction. psycopg2 builds an INSERT's text whole (the value
 encoded, escaped, the statement, libpq's copy of it): about 16 MiB at once beside a 4 MiB
@@ -52,7 +52,8 @@ def _values(row: NewTask) -> tuple[Any, ...]:
     return (*row.columns().values(), Task.models_json.default, Task.attempts.default)
 
 
-#: PostgreSQL: a batch with more event JSON than this is streamed by ``COPY`` (module doc).
+#: PostgreSQL: a batch holding an event's JSON longer than this is streamed by ``COPY`` (module
+#: doc); a batch of small events keeps its one INSERT (at most ``intake.BATCH_CHARS`` of them).
 COPY_CHARS = 256 * 1024
 #: The session's temporary table a streamed batch goes through (emptied at every commit).
 STAGING_TABLE = "dispatcher_task_incoming"
@@ -166,7 +167,7 @@ class BatchInsert:
         """Whether ``rows`` go by ``COPY`` (PostgreSQL through psycopg2, UTF-8, large events)."""
         if not self.copies or not isinstance(self.database, peewee.PostgresqlDatabase):
             return False
-        if sum(len(row.event_json) for row in rows) <= COPY_CHARS:
+        if max(len(row.event_json) for row in rows) <= COPY_CHARS:
             return False
         database: Any = self.database
         connection = database.connection()
