@@ -17,6 +17,7 @@ import amqp
 import pytest
 import redis.connection
 from conftest import broker_url
+from peers import SilentPeer
 from test_e2e import start_worker, stop_worker
 from test_queue import _drain, _record
 
@@ -264,39 +265,12 @@ def test_recover_sends_its_list_as_one_batch(
     assert queue.recover(app, open_store) == 0
 
 
-class _SilentListener:
-    """A TCP peer that accepts connections and never answers: a publish hangs on it."""
-
-    def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.server.settimeout(0.1)  # a blocked accept() would outlive close()
-        self.port: int = self.server.getsockname()[1]
-        self.accepted: list[socket.socket] = []
-        self._closed = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._closed.is_set():
-            try:
-                self.accepted.append(self.server.accept()[0])
-            except TimeoutError:
-                continue
-
-    def close(self) -> None:
-        self._closed.set()
-        self._thread.join()
-        self.server.close()
-        for connection in self.accepted:
-            connection.close()
-
-
 def test_submit_never_waits_for_the_broker(
     open_store: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A broker that accepts connections and never answers: submit returns at once, and the
     publisher gives the batch up by itself (connect and socket timeouts), to recovery."""
-    listener = _SilentListener()
+    listener = SilentPeer()
     try:
         stuck = create_celery_app(_down(open_store, listener.port))
         publisher = BatchPublisher(stuck, pending_limit=10)
@@ -390,7 +364,7 @@ def test_premarked_rows_a_dead_broker_refused_lose_their_mark_before_the_wait_en
 def test_premarked_ids_the_publisher_cannot_take_lose_their_mark(
     open_store: Settings, example_event: dict[str, Any]
 ) -> None:
-    listener = _SilentListener()  # the first batch hangs: the next ids find the list full
+    listener = SilentPeer()  # the first batch hangs: the next ids find the list full
     try:
         stuck = create_celery_app(_down(open_store, listener.port))
         publisher = BatchPublisher(stuck, pending_limit=1, premarked=True)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import socket
 import threading
 from collections.abc import Callable
 
 import pytest
+from peers import SilentPeer
 
 from pacifica.dispatcher_proxymod.queue import QUEUE_NAME
 from pacifica.dispatcher_proxymod.states import TaskStatus
@@ -36,33 +36,6 @@ pytestmark = pytest.mark.fault
 EVENTS = 3
 
 
-class _SilentBroker:
-    """A TCP peer that accepts connections and never answers: a publish to it hangs."""
-
-    def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.server.settimeout(0.1)
-        self.port: int = self.server.getsockname()[1]
-        self.accepted: list[socket.socket] = []
-        self._closed = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._closed.is_set():
-            try:
-                self.accepted.append(self.server.accept()[0])
-            except TimeoutError:
-                continue
-
-    def close(self) -> None:
-        self._closed.set()
-        self._thread.join()
-        self.server.close()
-        for connection in self.accepted:
-            connection.close()
-
-
 def test_a_web_start_publishes_what_a_killed_web_recorded_and_never_sent(
     make_dispatcher: Callable[..., Dispatcher],
     redis_server: PrivateRedis,
@@ -71,7 +44,7 @@ def test_a_web_start_publishes_what_a_killed_web_recorded_and_never_sent(
 ) -> None:
     # the workers' recovery would find the rows only after an hour: the web start must
     dispatcher = make_dispatcher("redis", requeue_after=3600.0)
-    silent = _SilentBroker()
+    silent = SilentPeer()
     try:
         # 1. a web whose broker hangs: each 202 comes after its bounded wait (2 s), the row
         #    committed and marked queued, its message stuck in the hanging publish
