@@ -157,6 +157,7 @@ def serve(settings: Settings, host: str, port: int, cp_config: str | None = None
     from .web import create_app
 
     limit_heap_growth()
+    configure_logging(settings, buffered=True)  # request threads never wait on stderr
     app = create_app(settings, create_celery_app(settings))
     cherrypy.config.update(
         {

@@ -21,7 +21,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TextIO
 
+from .logwriter import BufferedLogHandler
 from .quiet import QuietFilter, secrets_of
 from .settings import Settings
 
@@ -127,11 +129,19 @@ class JsonFormatter(logging.Formatter):
 _installed: logging.Handler | None = None
 
 
-def configure(settings: Settings, level: int | str | None = None) -> logging.Handler:
+def configure(
+    settings: Settings, level: int | str | None = None, buffered: bool = False
+) -> logging.Handler:
     """Send every record of this process to stderr in the configured format (at ``level``,
-    by default ``DISPATCHER_LOG_LEVEL``), never a body or a credential (quiet.py)."""
+    by default ``DISPATCHER_LOG_LEVEL``), never a body or a credential (quiet.py).
+
+    ``buffered``: lines are written by a thread of their own within 0.1 s, warnings at once
+    (logwriter.py; the web server, whose request threads would otherwise queue for stderr).
+    """
     global _installed
-    handler = logging.StreamHandler(sys.stderr)
+    handler: logging.StreamHandler[TextIO] = (
+        BufferedLogHandler(sys.stderr) if buffered else logging.StreamHandler(sys.stderr)
+    )
     handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
     handler.addFilter(QuietFilter(secrets_of(settings)))
     handler.addFilter(TaskFilter())
@@ -139,6 +149,8 @@ def configure(settings: Settings, level: int | str | None = None) -> logging.Han
     root = logging.getLogger()
     if _installed is not None:
         root.removeHandler(_installed)
+        if isinstance(_installed, BufferedLogHandler):
+            _installed.close()  # its lines written, its thread stopped
     for old in list(root.handlers):  # e.g. a basicConfig() of an earlier step
         root.removeHandler(old)
     root.addHandler(handler)
