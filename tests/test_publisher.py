@@ -107,13 +107,18 @@ def test_queued_at_is_set_by_one_update(
     with caplog.at_level(logging.DEBUG, logger="peewee"):
         publisher.submit(task_ids)
         publisher.close()
-    statements = [str(record.msg) for record in caplog.records if record.name == "peewee"]
+    statements = _statements(caplog)
     updates = [sql for sql in statements if sql.lstrip("('\"").startswith("UPDATE")]
     assert len(updates) == 1, statements
     assert "queued_at" in updates[0]
     stamps = _queued_at(task_ids)
     assert stamps[0] is not None and set(stamps) == {stamps[0]}
     assert sorted(_drain(app)) == sorted(task_ids)
+
+
+def _statements(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The SQL statements peewee logged while ``caplog`` listened to it."""
+    return [str(record.msg) for record in caplog.records if record.name == "peewee"]
 
 
 @contextmanager
@@ -341,7 +346,7 @@ def test_premarked_rows_are_published_without_an_update(
     with caplog.at_level(logging.DEBUG, logger="peewee"):
         assert publisher.wait(publisher.submit(task_ids), timeout=60)
         publisher.close()
-    statements = [str(record.msg) for record in caplog.records if record.name == "peewee"]
+    statements = _statements(caplog)
     assert not statements, "a batch sent costs the database nothing"
     assert (publisher.published, publisher.left_to_recovery) == (6, 0)
     assert _queued_at(task_ids) == stamps
