@@ -256,7 +256,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0, help="length of one wrk run")
     parser.add_argument("--setups", default=",".join(SETUPS), help="comma-separated setups")
-    parser.add_argument("--servers", default=",".join(SERVERS), help="waitress,cheroot")
+    parser.add_argument(
+        "--servers",
+        default=",".join(SERVERS),
+        help="waitress,cheroot (granian too, once installed)",
+    )
     parser.add_argument("--slow-setups", default=None, help="setups with the slow load too")
     parser.add_argument("--memory-rounds", type=int, default=None, help="0: no memory part")
     parser.add_argument("--before", default="", help="another install's python: @before targets")

@@ -29,6 +29,13 @@ def _cpu_seconds(pid: int) -> float:
     return 0.0
 
 
+def _children(pid: int) -> list[int]:
+    """The pids of the process's descendants (none if it is gone)."""
+    with contextlib.suppress(psutil.Error):
+        return [child.pid for child in psutil.Process(pid).children(recursive=True)]
+    return []
+
+
 def _backends(database: str) -> list[int]:
     """The pids of PostgreSQL's backends connected to ``database`` (not this probe's own)."""
     from .setups import POSTGRES_SERVER
@@ -69,7 +76,8 @@ class CpuMeter:
         self._start: dict[str, dict[int, float]] = {}
 
     def _snapshot(self) -> dict[str, dict[int, float]]:
-        shot: dict[str, dict[int, float]] = {"web": {self.web_pid: _cpu_seconds(self.web_pid)}}
+        web = [self.web_pid, *_children(self.web_pid)]  # granian's worker is a child
+        shot: dict[str, dict[int, float]] = {"web": {pid: _cpu_seconds(pid) for pid in web}}
         if self.setup is not None and self.setup.postgres_database:
             shot["db"] = {pid: _cpu_seconds(pid) for pid in _backends(self.setup.postgres_database)}
         if self.setup is not None:

@@ -22,6 +22,8 @@ from .base import BENCH, PYTHON, BenchError
 
 #: The embedded servers the dispatcher can run under (``cheroot``: bench/cheroot_dispatcher.py).
 SERVERS = ("waitress", "cheroot")
+#: Servers measured only when asked for (``--servers``): granian is not a dependency.
+OPTIONAL_SERVERS = ("granian",)
 
 
 def free_port() -> int:
@@ -124,7 +126,8 @@ def start_web(
     name: str, env: Mapping[str, str], log_dir: Path, server: str = "waitress", python: str = ""
 ) -> Service:
     """The dispatcher's web server on a free port: the console script's default command
-    (waitress), or the same under cheroot (bench/cheroot_dispatcher.py); ``python`` another
+    (waitress), or the same under cheroot (bench/cheroot_dispatcher.py) or granian
+    (bench/granian_dispatcher.py); ``python`` another
     install's interpreter (default: this checkout's .venv)."""
     port = free_port()
     python = python or PYTHON
@@ -132,8 +135,11 @@ def start_web(
         command = [python, "-m", "pacifica.dispatcher_proxymod"]
     elif server == "cheroot":
         command = [python, str(BENCH / "cheroot_dispatcher.py")]
+    elif server == "granian":
+        command = [python, str(BENCH / "granian_dispatcher.py")]
     else:
-        raise BenchError(f"unknown server {server!r}: one of {', '.join(SERVERS)}")
+        known = ", ".join(SERVERS + OPTIONAL_SERVERS)
+        raise BenchError(f"unknown server {server!r}: one of {known}")
     service = start(name, [*command, "--host", "127.0.0.1", "--port", str(port)], env, log_dir)
     service.url = f"http://127.0.0.1:{port}"
     wait_http(service, "/health")

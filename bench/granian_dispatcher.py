@@ -1,0 +1,72 @@
+"""The dispatcher's WSGI application served by granian (Rust, one worker) instead of waitress.
+
+For the A/B of embedded servers in bench/receive.py (issue 11 asks what another server would
+give). Not shipped: granian owns its process (a worker process it spawns, its own signals),
+so CherryPy's engine runs without its HTTP server here, and the hardening issue's limits
+(whole-request deadline, JSON answers to framing errors) are waitress's (server.py), not
+granian's. ``pip install granian`` into the venv first.
+
+    .venv/bin/python bench/granian_dispatcher.py --host 127.0.0.1 --port 8097
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+#: The Python threads that run the application (waitress's default is 16).
+BLOCKING_THREADS = 8
+
+
+def build() -> Any:
+    """The application as the console script's web command builds it (in granian's worker)."""
+    import cherrypy
+
+    from pacifica.dispatcher_proxymod.cli import limit_heap_growth
+    from pacifica.dispatcher_proxymod.logconfig import configure
+    from pacifica.dispatcher_proxymod.queue import create_celery_app
+    from pacifica.dispatcher_proxymod.settings import load_settings
+    from pacifica.dispatcher_proxymod.web import create_app
+
+    settings = load_settings()
+    configure(settings, buffered=True)
+    limit_heap_growth()
+    app = create_app(settings, create_celery_app(settings))
+    cherrypy.config.update(
+        {"engine.autoreload.on": False, "checker.on": False, "log.screen": False}
+    )
+    cherrypy.tree.mount(app, "")
+    cherrypy.server.unsubscribe()
+    cherrypy.engine.start()
+    return cherrypy.tree
+
+
+def main() -> int:
+    """Serve :func:`build`'s application with granian on ``--host``/``--port``."""
+    from granian import Granian
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8069)
+    parser.add_argument("--threads", type=int, default=BLOCKING_THREADS)
+    args = parser.parse_args()
+    here = str(Path(__file__).resolve().parent)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
+    sys.path.insert(0, here)
+    Granian(
+        "granian_dispatcher:build",
+        address=args.host,
+        port=args.port,
+        interface="wsgi",
+        workers=1,
+        blocking_threads=args.threads,
+        factory=True,
+    ).serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
