@@ -25,21 +25,14 @@ def build() -> Any:
     """The application as the console script's web command builds it (in granian's worker)."""
     import cherrypy
 
-    from pacifica.dispatcher_proxymod.cli import limit_heap_growth
+    from pacifica.dispatcher_proxymod.cli import mount_application
     from pacifica.dispatcher_proxymod.logconfig import configure
-    from pacifica.dispatcher_proxymod.queue import create_celery_app
     from pacifica.dispatcher_proxymod.settings import load_settings
-    from pacifica.dispatcher_proxymod.web import create_app
 
     settings = load_settings()
     configure(settings, buffered=True)
-    limit_heap_growth()
-    app = create_app(settings, create_celery_app(settings))
-    cherrypy.config.update(
-        {"engine.autoreload.on": False, "checker.on": False, "log.screen": False}
-    )
-    cherrypy.tree.mount(app, "")
-    cherrypy.server.unsubscribe()
+    mount_application(settings)
+    cherrypy.server.unsubscribe()  # granian serves it
     cherrypy.engine.start()
     return cherrypy.tree
 

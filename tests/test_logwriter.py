@@ -27,6 +27,13 @@ class SlowStream(io.StringIO):
         return super().write(text)
 
 
+def _eventually(written: io.StringIO, text: str) -> None:
+    """Wait (up to 5 s) until ``text`` was written to ``written``."""
+    deadline = time.monotonic() + 5
+    while text not in written.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def _logger(handler: logging.Handler, name: str) -> logging.Logger:
     logger = logging.getLogger(f"pacifica.test.logwriter.{name}")
     logger.propagate = False
@@ -55,9 +62,7 @@ def test_lines_are_written_within_the_interval_by_the_writer_thread() -> None:
     handler = BufferedLogHandler(stream, flush_seconds=0.05)
     logger = _logger(handler, "interval")
     logger.info("soon")
-    deadline = time.monotonic() + 5
-    while "soon" not in stream.getvalue() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    _eventually(stream, "soon")
     assert stream.getvalue() == "soon\n"
     assert stream.writers == {"log-writer"}
     handler.close()
@@ -69,9 +74,7 @@ def test_a_warning_is_written_at_once() -> None:
     logger = _logger(handler, "warning")
     logger.info("before")
     logger.warning("the broker is down")
-    deadline = time.monotonic() + 5
-    while "broker" not in stream.getvalue() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    _eventually(stream, "broker")
     assert stream.getvalue() == "before\nthe broker is down\n"
     handler.close()
 
@@ -82,9 +85,7 @@ def test_a_full_buffer_is_written_without_waiting_for_the_interval() -> None:
     logger = _logger(handler, "full")
     for _ in range(11):
         logger.info("x" * 9)  # 10 characters a line with its newline
-    deadline = time.monotonic() + 5
-    while not stream.getvalue() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    _eventually(stream, "x")
     assert stream.getvalue().count("x" * 9) >= 10
     handler.close()
 
@@ -96,6 +97,8 @@ def test_close_writes_what_is_left_and_stops_the_writer() -> None:
     handler.close()
     assert stream.getvalue() == "last words\n"
     assert not handler._writer.is_alive()
+    _logger(handler, "close").info("after the close")  # no writer: written at once
+    assert stream.getvalue() == "last words\nafter the close\n"
 
 
 def test_configure_buffered_installs_it_and_a_second_configure_closes_it(

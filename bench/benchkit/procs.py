@@ -133,10 +133,8 @@ def start_web(
     python = python or PYTHON
     if server == "waitress":
         command = [python, "-m", "pacifica.dispatcher_proxymod"]
-    elif server == "cheroot":
-        command = [python, str(BENCH / "cheroot_dispatcher.py")]
-    elif server == "granian":
-        command = [python, str(BENCH / "granian_dispatcher.py")]
+    elif server in SERVERS + OPTIONAL_SERVERS:
+        command = [python, str(BENCH / f"{server}_dispatcher.py")]
     else:
         known = ", ".join(SERVERS + OPTIONAL_SERVERS)
         raise BenchError(f"unknown server {server!r}: one of {known}")

@@ -42,6 +42,7 @@ from .subscribe import add_subscribe_arguments, run_subscribe
 
 if TYPE_CHECKING:
     from .events import Event
+    from .web.fastpath import FastPathApplication
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
-        configure_logging(settings)
+        # the web server (no command): its request threads never wait on stderr
+        configure_logging(settings, buffered=args.command is None)
         if args.command == "worker":
             return run_worker(settings, celery_args)
         if args.command == "standalone":
@@ -152,12 +154,23 @@ def serve(settings: Settings, host: str, port: int, cp_config: str | None = None
     The CherryPy application runs under waitress (server.py), not CherryPy's own cheroot
     server: slow or idle clients hold a socket there, never one of the threads.
     """
-    from .queue import create_celery_app
     from .server import mount
+
+    mount_application(settings, cp_config)
+    mount(cherrypy.tree, host, port, settings.http, settings.max_body_bytes)
+    if hasattr(cherrypy.engine, "signal_handler"):
+        cherrypy.engine.signal_handler.subscribe()
+    cherrypy.engine.start()
+    cherrypy.engine.block()
+
+
+def mount_application(settings: Settings, cp_config: str | None = None) -> FastPathApplication:
+    """Build the web application and mount it on CherryPy's tree as the web command runs it
+    (no HTTP server yet); the engine's ``stop`` closes it after the server stopped."""
+    from .queue import create_celery_app
     from .web import create_app
 
     limit_heap_growth()
-    configure_logging(settings, buffered=True)  # request threads never wait on stderr
     app = create_app(settings, create_celery_app(settings))
     cherrypy.config.update(
         {
@@ -171,14 +184,10 @@ def serve(settings: Settings, host: str, port: int, cp_config: str | None = None
         cherrypy.config.update(cp_config)
         app.merge(cp_config)
     cherrypy.tree.mount(app, "")
-    mount(cherrypy.tree, host, port, settings.http, settings.max_body_bytes)
     # on SIGTERM, once the HTTP server answered what it had read and stopped: the intake
     # writes every row it holds, the publisher sends their messages
     cherrypy.engine.subscribe("stop", app.close, priority=STOP_AFTER_SERVER)
-    if hasattr(cherrypy.engine, "signal_handler"):
-        cherrypy.engine.signal_handler.subscribe()
-    cherrypy.engine.start()
-    cherrypy.engine.block()
+    return app
 
 
 #: The priority of the application's close on the engine's ``stop`` (after the HTTP server's 50).

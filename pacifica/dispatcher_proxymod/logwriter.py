@@ -55,7 +55,9 @@ class BufferedLogHandler(logging.StreamHandler[TextIO]):
             self._lines.append(line)
             self._chars += len(line)
             due = self._chars >= self.buffer_chars
-        if due or record.levelno >= logging.WARNING or self._closed:
+        if self._closed:  # no writer any more: written here
+            self.flush()
+        elif due or record.levelno >= logging.WARNING:
             self._due.set()
 
     def flush(self) -> None:
