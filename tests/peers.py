@@ -1,9 +1,11 @@
-"""Network peers for tests: a broker that accepts connections and never answers."""
+"""Network peers for tests: brokers that accept connections and never answer, or close them."""
 
 from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class SilentPeer:
@@ -33,3 +35,34 @@ class SilentPeer:
         self.server.close()
         for connection in self.accepted:
             connection.close()
+
+
+class ClosingPeer:
+    """A TCP peer on a free port that accepts every connection and closes it at once,
+    counting them."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.server.getsockname()[1]
+        self.connections = 0
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:  # closed
+                return
+            self.connections += 1
+            connection.close()
+
+
+@contextmanager
+def closing_peer() -> Iterator[ClosingPeer]:
+    """A :class:`ClosingPeer` for the block, closed after it."""
+    peer = ClosingPeer()
+    try:
+        yield peer
+    finally:
+        peer.server.close()

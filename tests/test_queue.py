@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import gc
 import json
-import socket
-import threading
 import time
 import uuid
 import weakref
@@ -17,6 +15,7 @@ from typing import Any
 import pytest
 from celery._state import _task_stack
 from celery.utils.saferepr import saferepr
+from peers import closing_peer
 from test_e2e import start_worker, stop_worker
 
 from pacifica.dispatcher_proxymod import queue, store
@@ -138,39 +137,10 @@ def test_publish_fails_softly_when_the_broker_is_down(
     assert task is not None and task.queued_at is None and task.status == "202 Accepted"
 
 
-class _ClosingListener:
-    """A TCP peer that accepts every connection and closes it at once, counting them."""
-
-    def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.server.getsockname()[1]
-        self.connections = 0
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                connection, _ = self.server.accept()
-            except OSError:  # closed
-                return
-            self.connections += 1
-            connection.close()
-
-
-@contextmanager
-def _closing_listener() -> Iterator[_ClosingListener]:
-    listener = _ClosingListener()
-    try:
-        yield listener
-    finally:
-        listener.server.close()
-
-
 def test_a_failed_publish_pauses_publishing_to_that_broker(
     open_store: Settings, example_event: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with _closing_listener() as listener:
+    with closing_peer() as listener:
         broken = open_store.with_changes(broker_url=f"redis://127.0.0.1:{listener.port}/0")
         app = create_celery_app(broken)
         assert publish(app, _record(example_event, "first")) is False
