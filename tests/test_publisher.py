@@ -1,12 +1,12 @@
 """Publishing in batches on the broker under test: the worker runs what a batch sent, a batch is
-one round trip, one UPDATE marks it queued, and what a dead broker could not take is recovery's."""
+one round trip, premarked rows cost no UPDATE (others one), and what a dead or hanging broker
+could not take is recovery's within the web's publish timeout."""
 
 from __future__ import annotations
 
 import json
 import logging
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +23,7 @@ from test_queue import _drain, _record
 
 from pacifica.dispatcher_proxymod import queue, store
 from pacifica.dispatcher_proxymod.events import parse_http
-from pacifica.dispatcher_proxymod.publisher import BatchPublisher
+from pacifica.dispatcher_proxymod.publisher import CommitPublisher
 from pacifica.dispatcher_proxymod.queue import RecoveryLoop, create_celery_app, publish_many
 from pacifica.dispatcher_proxymod.settings import Settings
 from pacifica.dispatcher_proxymod.states import TaskStatus
@@ -33,6 +33,19 @@ SCHEME = urlsplit(broker_url()).scheme
 
 def _tasks(example_event: dict[str, Any], prefix: str, count: int) -> list[str]:
     return [_record(example_event, f"{prefix}-{number}") for number in range(count)]
+
+
+def _premarked(example_event: dict[str, Any], prefix: str, count: int) -> list[str]:
+    """Rows as the web's intake writes them: inserted with ``queued_at`` set."""
+    task_ids = []
+    for number in range(count):
+        body = json.dumps(dict(example_event, eventID=f"{prefix}-{number}")).encode()
+        event = parse_http({"Content-Type": "application/json"}, body)
+        row = store.new_task(event, TaskStatus.ACCEPTED, route="proxymod", queued=True)
+        with store.connection():
+            store.Task.create(**row.columns())
+        task_ids.append(row.id)
+    return task_ids
 
 
 def _queued_at(task_ids: list[str]) -> list[Any]:
@@ -72,15 +85,11 @@ def test_a_batch_becomes_messages_the_worker_runs(
 ) -> None:
     app = create_celery_app(open_store)
     _drain(app)
-    task_ids = _tasks(example_event, "batch", 5)
-    publisher = BatchPublisher(app)
-    ticket = publisher.submit(task_ids)
-    assert publisher.wait(ticket, timeout=60)
-    assert all(_queued_at(task_ids)), "published and marked by the time wait returns"
-    publisher.close()
-    assert not publisher.running
+    task_ids = _premarked(example_event, "batch", 5)
+    publisher = CommitPublisher(app)
+    assert publisher(task_ids)
     assert (publisher.batches, publisher.published, publisher.left_to_recovery) == (1, 5, 0)
-    assert all(_queued_at(task_ids))
+    assert all(_queued_at(task_ids)), "marked in the INSERT, still marked"
     log = tmp_path / "worker.log"
     worker = start_worker(open_store, log, concurrency=2)
     try:
@@ -100,13 +109,12 @@ def test_a_batch_becomes_messages_the_worker_runs(
 def test_queued_at_is_set_by_one_update(
     open_store: Settings, example_event: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Rows not marked in their INSERT (retry, recovery): one UPDATE marks the batch."""
     app = create_celery_app(open_store)
     _drain(app)
     task_ids = _tasks(example_event, "marked", 20)
-    publisher = BatchPublisher(app)
     with caplog.at_level(logging.DEBUG, logger="peewee"):
-        publisher.submit(task_ids)
-        publisher.close()
+        assert publish_many(app, task_ids)
     statements = _statements(caplog)
     updates = [sql for sql in statements if sql.lstrip("('\"").startswith("UPDATE")]
     assert len(updates) == 1, statements
@@ -227,19 +235,21 @@ def test_a_batch_sends_the_message_celery_sends(
 def test_a_dead_broker_leaves_the_batch_to_recovery(
     open_store: Settings, example_event: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Nothing listens on the broker's port: the rows stay unqueued, the failure is logged
-    once, the next batch is not tried during the pause, and recovery queues them all."""
+    """Nothing listens on the broker's port: each batch's rows lose their mark before the call
+    returns (so before their requests are answered), the failure is logged once, the next batch
+    is not tried during the pause, and recovery queues them all."""
     dead = create_celery_app(_down(open_store, _closed_port()))
-    first, second = _tasks(example_event, "down", 3), _tasks(example_event, "paused", 2)
-    publisher = BatchPublisher(dead)
+    first, second = _premarked(example_event, "down", 3), _premarked(example_event, "paused", 2)
+    publisher = CommitPublisher(dead)
     with caplog.at_level(logging.WARNING, logger=queue.__name__):
-        publisher.submit(first)
-        assert publisher.flush(timeout=60)
-        publisher.submit(second)
-        publisher.close(timeout=60)
-    assert not publisher.running
+        assert not publisher(first)
+        assert _queued_at(first) == [None] * 3, "taken back before the caller is told"
+        started = time.monotonic()
+        assert not publisher(second)
+        assert time.monotonic() - started < 1.0, "the paused broker was tried again"
     assert (publisher.published, publisher.left_to_recovery) == (0, 5)
     assert _queued_at(first + second) == [None] * 5
+    assert store.needing_requeue(600, 600, grace=0) == first + second
     failures = [r for r in caplog.records if r.name == queue.__name__]
     assert len(failures) == 1 and "could not queue 3 tasks" in failures[0].getMessage()
     # the workers' recovery loop (every second here) finds them after the 5 s grace
@@ -270,68 +280,47 @@ def test_recover_sends_its_list_as_one_batch(
     assert queue.recover(app, open_store) == 0
 
 
-def test_submit_never_waits_for_the_broker(
-    open_store: Settings, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A broker that accepts connections and never answers: submit returns at once, and the
-    publisher gives the batch up by itself (connect and socket timeouts), to recovery."""
-    listener = SilentPeer()
-    try:
-        stuck = create_celery_app(_down(open_store, listener.port))
-        publisher = BatchPublisher(stuck, pending_limit=10)
-        first = publisher.submit(["first"])
-        _wait(lambda: listener.accepted, 30, "the publisher connecting")
-        assert not publisher.wait(first, timeout=0.2), "its batch has not ended"
-        started = time.monotonic()
-        with caplog.at_level(logging.WARNING, logger="pacifica.dispatcher_proxymod.publisher"):
-            for number in range(12):
-                publisher.submit([f"more-{number}"])
-        assert time.monotonic() - started < 1.0, "submit waited for the broker"
-        assert publisher.left_to_recovery == 2, "beyond the pending limit: recovery's"
-        said = [r.getMessage() for r in caplog.records if r.name.endswith(".publisher")]
-        assert said == ["1 task(s) left to recovery: the publisher is 10 tasks behind"]
-        publisher.close(timeout=90)
-        assert not publisher.running, "the publisher hangs on a broker that never answers"
-        assert (publisher.published, publisher.left_to_recovery) == (0, 13)
-        assert publisher.wait(first, timeout=0)
-    finally:
-        listener.close()
-
-
-def test_close_publishes_what_is_pending(
+def test_a_hanging_broker_holds_a_batch_for_the_publish_timeout_only(
     open_store: Settings, example_event: dict[str, Any]
 ) -> None:
-    app = create_celery_app(open_store)
-    _drain(app)
-    publisher = BatchPublisher(app, batch_limit=4)
-    task_ids = _tasks(example_event, "pending", 10)
-    tickets = [publisher.submit([task_id]) for task_id in task_ids]
-    assert tickets == list(range(1, 11))
-    publisher.close()
-    assert publisher.wait(tickets[-1], timeout=0)
-    assert publisher.published == 10 and publisher.batches <= 10
-    assert all(_queued_at(task_ids))
-    assert sorted(_drain(app)) == sorted(task_ids)
-    publisher.submit(["after-close"])
-    assert publisher.left_to_recovery == 1
+    """A broker that accepts connections and never answers: the web's publish timeout ends
+    the batch (its rows recovery's), and the next batch in the pause is not held at all."""
+    listener = SilentPeer()
+    try:
+        stuck = create_celery_app(_down(open_store, listener.port), publish_timeout=0.5)
+        publisher = CommitPublisher(stuck)
+        first, second = _premarked(example_event, "hung", 2), _premarked(example_event, "next", 1)
+        started = time.monotonic()
+        assert not publisher(first)
+        held = time.monotonic() - started
+        assert listener.accepted, "it did connect"
+        assert held < 5.0, f"a hanging broker held the batch for {held:.1f} s"
+        started = time.monotonic()
+        assert not publisher(second)
+        assert time.monotonic() - started < 0.5, "the next batch waited for the broker"
+    finally:
+        listener.close()
+    assert _queued_at(first + second) == [None] * 3
+    assert publisher.left_to_recovery == 3
 
 
-def test_limits_must_be_positive(open_store: Settings) -> None:
-    with pytest.raises(ValueError, match="batch_limit=0"):
-        BatchPublisher(create_celery_app(open_store), batch_limit=0)
-
-
-def _premarked(example_event: dict[str, Any], prefix: str, count: int) -> list[str]:
-    """Rows as the web's intake writes them: inserted with ``queued_at`` set."""
-    task_ids = []
-    for number in range(count):
-        body = json.dumps(dict(example_event, eventID=f"{prefix}-{number}")).encode()
-        event = parse_http({"Content-Type": "application/json"}, body)
-        row = store.new_task(event, TaskStatus.ACCEPTED, route="proxymod", queued=True)
-        with store.connection():
-            store.Task.create(**row.columns())
-        task_ids.append(row.id)
-    return task_ids
+def test_the_web_publish_timeout_bounds_every_step(open_store: Settings) -> None:
+    """What the web's app is given: the connect and each socket read and write bounded by
+    its publish timeout; the worker's app keeps the longer defaults."""
+    for url, options in (
+        ("redis://127.0.0.1:6379/0", {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}),
+        ("amqp://guest:guest@127.0.0.1:5672//", {"read_timeout": 0.5, "write_timeout": 0.5}),
+    ):
+        settings = open_store.with_changes(broker_url=url)
+        web = create_celery_app(settings, publish_timeout=0.5).conf
+        assert web.broker_connection_timeout == 0.5
+        assert options.items() <= web.broker_transport_options.items()
+        worker = create_celery_app(settings).conf
+        assert worker.broker_connection_timeout == queue.CONNECT_TIMEOUT_SECONDS
+        assert not {"read_timeout", "write_timeout"} & worker.broker_transport_options.keys()
+        if url.startswith("redis"):
+            timeout = worker.broker_transport_options["socket_timeout"]
+            assert timeout == queue.REDIS_SOCKET_TIMEOUT_SECONDS
 
 
 def test_premarked_rows_are_published_without_an_update(
@@ -342,48 +331,14 @@ def test_premarked_rows_are_published_without_an_update(
     task_ids = _premarked(example_event, "premarked", 6)
     stamps = _queued_at(task_ids)
     assert all(stamps), "marked in the INSERT"
-    publisher = BatchPublisher(app, premarked=True)
+    publisher = CommitPublisher(app)
     with caplog.at_level(logging.DEBUG, logger="peewee"):
-        assert publisher.wait(publisher.submit(task_ids), timeout=60)
-        publisher.close()
+        assert publisher(task_ids)
     statements = _statements(caplog)
     assert not statements, "a batch sent costs the database nothing"
     assert (publisher.published, publisher.left_to_recovery) == (6, 0)
     assert _queued_at(task_ids) == stamps
     assert sorted(_drain(app)) == sorted(task_ids)
-
-
-def test_premarked_rows_a_dead_broker_refused_lose_their_mark_before_the_wait_ends(
-    open_store: Settings, example_event: dict[str, Any]
-) -> None:
-    dead = create_celery_app(_down(open_store, _closed_port()))
-    task_ids = _premarked(example_event, "refused", 3)
-    publisher = BatchPublisher(dead, premarked=True)
-    assert publisher.wait(publisher.submit(task_ids), timeout=60)
-    assert _queued_at(task_ids) == [None] * 3, "taken back before the waiting request is told"
-    assert store.needing_requeue(600, 600, grace=0) == task_ids
-    publisher.close(timeout=60)
-    assert publisher.left_to_recovery == 3
-
-
-def test_premarked_ids_the_publisher_cannot_take_lose_their_mark(
-    open_store: Settings, example_event: dict[str, Any]
-) -> None:
-    listener = SilentPeer()  # the first batch hangs: the next ids find the list full
-    try:
-        stuck = create_celery_app(_down(open_store, listener.port))
-        publisher = BatchPublisher(stuck, pending_limit=1, premarked=True)
-        first, *beyond = _premarked(example_event, "beyond", 4)
-        publisher.submit([first])
-        _wait(lambda: listener.accepted, 30, "the publisher connecting")
-        publisher.submit(beyond[:1])  # waits in the list
-        publisher.submit(beyond[1:])  # beyond the pending limit
-        publisher.close(timeout=90)
-        assert not publisher.running
-    finally:
-        listener.close()
-    assert _queued_at([first, *beyond]) == [None] * 4
-    assert publisher.left_to_recovery == 4
 
 
 def test_a_web_start_republishes_what_was_marked_and_never_started(
@@ -400,35 +355,8 @@ def test_a_web_start_republishes_what_was_marked_and_never_started(
         ).execute()
         long_ago = store.utcnow().replace(year=2000)
         store.Task.update(queued_at=long_ago).where(store.Task.id.in_(old)).execute()
-    publisher = BatchPublisher(app, premarked=True)
+    publisher = CommitPublisher(app)
     assert publisher.republish_recent(600) == 3
-    publisher.close()
+    assert (publisher.batches, publisher.published) == (1, 3)
     assert sorted(_drain(app)) == sorted(orphans), "the started and the old ones are not"
     assert all(_queued_at(orphans))
-
-
-def test_each_waiter_returns_once_its_own_ticket_finished(
-    open_store: Settings, example_event: dict[str, Any]
-) -> None:
-    app = create_celery_app(open_store)
-    _drain(app)
-    publisher = BatchPublisher(app)
-    try:
-        assert not publisher.wait(publisher.submit([]) + 1, timeout=0.2), "a wait is bounded"
-        task_ids = _tasks(example_event, "waiter", 6)
-        results: dict[int, bool] = {}
-        tickets = [publisher.submit([task_id]) for task_id in task_ids]
-        threads = [
-            threading.Thread(target=lambda t=t: results.__setitem__(t, publisher.wait(t, 60)))
-            for t in tickets
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(90)
-        assert results == dict.fromkeys(tickets, True)
-        assert all(_queued_at(task_ids)), "marked by the time its wait returned"
-        assert publisher.wait(tickets[-1], timeout=0), "a finished ticket returns at once"
-    finally:
-        publisher.close(30)
-    assert sorted(_drain(app)) == sorted(task_ids)

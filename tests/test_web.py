@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 import requests
 from httpserver import serving
+from peers import SilentPeer
 
 from pacifica.dispatcher_proxymod import store
-from pacifica.dispatcher_proxymod.queue import create_celery_app
+from pacifica.dispatcher_proxymod.queue import WEB_PUBLISH_TIMEOUT_SECONDS, create_celery_app
 from pacifica.dispatcher_proxymod.settings import Settings
 from pacifica.dispatcher_proxymod.web import create_app
 
@@ -206,11 +207,37 @@ def test_event_is_kept_when_the_broker_is_down(
     open_store: Settings, example_event: dict[str, Any]
 ) -> None:
     down = open_store.with_changes(broker_url="redis://127.0.0.1:1/0")
-    with serving(create_app(down, create_celery_app(down))) as url:
+    with serving(create_app(down, create_celery_app(down, WEB_PUBLISH_TIMEOUT_SECONDS))) as url:
         answer = _post(url, example_event)
     assert answer.status_code == 202
     task = store.get_task(answer.json()["taskID"])
     assert task is not None and task.status == "202 Accepted" and task.queued_at is None
+
+
+def test_a_hanging_broker_delays_an_answer_by_the_publish_timeout_only(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    """The writer publishes each batch before its requests are answered: a broker that never
+    answers holds the first answer for the web's publish timeout, then the pause answers the
+    next at once; both rows are recorded and left to recovery (not marked queued)."""
+    listener = SilentPeer()
+    try:
+        hanging = open_store.with_changes(broker_url=f"redis://127.0.0.1:{listener.port}/0")
+        app = create_app(hanging, create_celery_app(hanging, WEB_PUBLISH_TIMEOUT_SECONDS))
+        with serving(app) as url:
+            took = []
+            for number in range(2):
+                started = time.monotonic()
+                answer = _post(url, dict(example_event, eventID=f"hung-{number}"))
+                took.append(time.monotonic() - started)
+                assert answer.status_code == 202, answer.text
+                task = store.get_task(answer.json()["taskID"])
+                assert task is not None and task.queued_at is None, "recovery's, not marked"
+        assert listener.accepted, "the broker was tried"
+        assert took[0] < WEB_PUBLISH_TIMEOUT_SECONDS + 3, f"held {took[0]:.1f} s"
+        assert took[1] < 1.0, f"the paused broker held the second answer {took[1]:.1f} s"
+    finally:
+        listener.close()
 
 
 @pytest.mark.parametrize("mode", ["basic", "bearer"])

@@ -9,6 +9,7 @@ twice is harmless: :func:`execution.execute` claims the row atomically first.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import weakref
@@ -39,10 +40,17 @@ QUEUE_NAME = DEFAULT_QUEUE
 
 #: How long a Redis reply may take (the worker's BRPOP returns every second).
 REDIS_SOCKET_TIMEOUT_SECONDS = 10.0
+#: How long the web's publish may wait on the broker for each step (connecting, a reply, a
+#: write): its intake's writer publishes each committed batch before the batch's requests are
+#: answered (publisher.py), so a broker that hangs holds them up for about this long.
+WEB_PUBLISH_TIMEOUT_SECONDS = 2.0
+#: How long connecting to the broker may take (retries included), unless shorter above.
+CONNECT_TIMEOUT_SECONDS = 5.0
 
 
-def broker_options(settings: Settings) -> dict[str, Any]:
-    """Transport options for the configured broker (the embedded one needs its folders)."""
+def broker_options(settings: Settings, publish_timeout: float | None = None) -> dict[str, Any]:
+    """Transport options for the configured broker (the embedded one needs its folders);
+    ``publish_timeout`` bounds each socket read and write (see :func:`create_celery_app`)."""
     url = settings.broker_url
     if url.startswith("filesystem:"):
         folder = settings.broker_dir
@@ -61,9 +69,12 @@ def broker_options(settings: Settings) -> dict[str, Any]:
         # without a reset), not a wait: the web's one publishing thread must not hang on it
         return {
             "visibility_timeout": 3600,
-            "socket_connect_timeout": 5,
-            "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+            "socket_connect_timeout": min(CONNECT_TIMEOUT_SECONDS, publish_timeout or math.inf),
+            "socket_timeout": publish_timeout or REDIS_SOCKET_TIMEOUT_SECONDS,
         }
+    if publish_timeout and url.startswith(("amqp:", "amqps:", "pyamqp:")):
+        # py-amqp's socket timeouts (a publish is a write; a full send buffer would block it)
+        return {"read_timeout": publish_timeout, "write_timeout": publish_timeout}
     return {}
 
 
@@ -73,16 +84,17 @@ def broker_transport(settings: Settings) -> str | None:
     return REDIS_TRANSPORT if settings.broker_url.startswith("redis:") else None
 
 
-def celery_config(settings: Settings) -> dict[str, Any]:
-    """Celery's configuration for ``settings``."""
+def celery_config(settings: Settings, publish_timeout: float | None = None) -> dict[str, Any]:
+    """Celery's configuration for ``settings`` (``publish_timeout``: see
+    :func:`create_celery_app`)."""
     return {
         "broker_url": settings.broker_url,
         "broker_transport": broker_transport(settings),
         "result_backend": settings.backend_url,
         "task_ignore_result": settings.backend_url is None,
-        "broker_transport_options": broker_options(settings),
+        "broker_transport_options": broker_options(settings, publish_timeout),
         "broker_connection_retry_on_startup": True,
-        "broker_connection_timeout": 5,
+        "broker_connection_timeout": min(CONNECT_TIMEOUT_SECONDS, publish_timeout or math.inf),
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "task_acks_on_failure_or_timeout": True,
@@ -100,17 +112,22 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def create_celery_app(settings: Settings | None = None) -> Celery:
+def create_celery_app(
+    settings: Settings | None = None, publish_timeout: float | None = None
+) -> Celery:
     """The Celery app; creating it connects to nothing.
 
     Without ``settings`` they are read from the environment when Celery first needs its
     configuration (so ``__main__`` can expose ``celery_app`` without reading anything).
+    ``publish_timeout`` (the web's: :data:`WEB_PUBLISH_TIMEOUT_SECONDS`) bounds each step of a
+    publish on a broker that hangs: the connect (retries included) and each socket read or
+    write, instead of the worker's 5 s connect and 10 s Redis reply.
     """
     app = Celery(APP_NAME, set_as_current=False)
     if settings is None:
-        app.add_defaults(lambda: celery_config(load_settings()))
+        app.add_defaults(lambda: celery_config(load_settings(), publish_timeout))
     else:
-        app.conf.update(celery_config(settings))
+        app.conf.update(celery_config(settings, publish_timeout))
     app.task(name=TASK_NAME, bind=True, acks_late=True, max_retries=None)(receive)
 
     def on_ready(sender: Any = None, **_: Any) -> None:
@@ -210,7 +227,7 @@ def publish(app: Celery, task_id: str) -> bool:
 
 def publish_many(app: Celery, task_ids: Sequence[str], mark: bool = True) -> bool:
     """Send the tasks' messages as one batch, then mark them queued with one UPDATE (unless
-    not ``mark``: rows inserted marked already, see :class:`~.publisher.BatchPublisher`).
+    not ``mark``: rows inserted marked already, see :class:`~.publisher.CommitPublisher`).
 
     Each message is Celery's own (:func:`send_messages`: what ``send_task`` sends), all through
     one producer and its connection, in one round trip where the transport allows

@@ -144,10 +144,11 @@ class Intake:
     ``database`` defaults to the store's open database; the writer uses its own connection of
     it. ``on_committed(ids)`` is called on the writer thread after each commit with the ids of
     the rows it created in status ``accepted`` (those to publish), before their callers are
-    woken; it must not block (nor call :meth:`record`), and what it returns is those rows'
-    :attr:`Recorded.receipt` (the web: the publisher's ticket). ``returning=False`` reads the
-    rows back with a ``SELECT`` even where the INSERT could return them (what MySQL needs;
-    None: see :mod:`.batch`).
+    woken; every waiting caller waits for it too, so it must bound its own time (the web's
+    publishes their messages: publisher.py) and not call :meth:`record`. What it returns is
+    those rows' :attr:`Recorded.receipt` (the web: whether the messages left).
+    ``returning=False`` reads the rows back with a ``SELECT`` even where the INSERT could
+    return them (what MySQL needs; None: see :mod:`.batch`).
     """
 
     def __init__(

@@ -16,7 +16,7 @@ from celery import Celery
 
 from .. import store
 from ..proxymod.routing import subscription_expression
-from ..publisher import BatchPublisher
+from ..publisher import CommitPublisher
 from ..settings import Settings
 from .control import TaskControl
 from .errors import JsonErrorsRequest, json_error_page
@@ -92,15 +92,15 @@ def create_app(settings: Settings, celery_app: Celery) -> FastPathApplication:
     api = Api(settings, celery_app)
     app = FastPathApplication(api, "", app_config(settings, api))
     app.request_class = JsonErrorsRequest
-    # POST /receive: one writer (group commit) whose commits go to one batch publisher
-    # its rows are inserted marked queued (no UPDATE per batch); a web process that died
-    # between a commit and its publish left such rows without a message: sent again now
-    publisher = BatchPublisher(celery_app, premarked=True)
+    # POST /receive: one writer (group commit) that publishes each batch it committed; its
+    # rows are inserted marked queued (no UPDATE per batch); a web process that died between
+    # a commit and its publish left such rows without a message: sent again now
+    publisher = CommitPublisher(celery_app)
     publisher.republish_recent(settings.requeue_after_seconds)
-    intake = store.Intake.from_settings(settings, on_committed=publisher.submit)
-    receiver = Receiver(settings, intake, publisher)
+    intake = store.Intake.from_settings(settings, on_committed=publisher)
+    receiver = Receiver(settings, intake)
     app.receive_endpoint = ReceiveEndpoint(settings, receiver, api.web_metrics, app.log)
-    app.closing = (intake.close, publisher.close)
+    app.closing = (intake.close,)
     return app
 
 

@@ -37,8 +37,8 @@ log = logging.getLogger(__name__)
 RECEIVE_PATHS = frozenset({"/receive", "/receive/"})
 
 _READ_CHUNK = 64 * 1024
-#: The most seconds :meth:`FastPathApplication.close` waits for each of the intake and the
-#: publisher (what is left after it is recovery's).
+#: The most seconds :meth:`FastPathApplication.close` waits for each thing it stops (the
+#: intake: what is left after it is recovery's).
 CLOSE_SECONDS = 30.0
 _UNEXPECTED = (
     "The server encountered an unexpected condition which prevented it from fulfilling the request."
@@ -217,7 +217,7 @@ class FastPathApplication(cherrypy.Application):  # type: ignore[misc]
     """
 
     receive_endpoint: ReceiveEndpoint | None = None
-    #: What :meth:`close` stops, in order: the intake (writes what it holds), the publisher.
+    #: What :meth:`close` stops, in order: the intake (writes and publishes what it holds).
     closing: tuple[Callable[[float | None], object], ...] = ()
 
     def close(self, timeout: float | None = CLOSE_SECONDS) -> None:

@@ -30,7 +30,6 @@ from ..events import LEGACY_VERSION, Event, parse_http, parse_upload
 from ..logconfig import task_context
 from ..proxymod.routing import ROUTE_NAME, asks_for_proxymod, quick_mismatch
 from ..proxymod.validate import request_problems
-from ..publisher import BatchPublisher
 from ..settings import Settings
 from ..states import TaskStatus
 from .errors import encode, error_document
@@ -42,8 +41,6 @@ LARGE_BODY_BYTES = 256 * 1024
 
 #: Seconds a client should wait before sending again when the store cannot record now.
 RETRY_AFTER = "5"
-#: The most seconds a 202 waits for its message to leave (then it is recovery's).
-PUBLISH_WAIT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -75,25 +72,16 @@ class Receiver:
     """What ``POST /receive`` does with a body that arrived within the limits.
 
     Rows are written by the process's one :class:`~.store.Intake` (group commit), whose
-    ``on_committed`` hands the new tasks' ids to the :class:`~.publisher.BatchPublisher` and
-    gives each row its ticket (``Recorded.receipt``). A new task is answered once the
-    publisher dealt with its ticket: its message left, or it was left to recovery (its queued
-    mark taken back). So a 202 means "recorded and queued" (README) while one publish serves
-    every request waiting at that moment; past ``publish_wait`` seconds (a broker that hangs)
-    the answer goes out anyway: the row is committed, and recovery publishes it.
+    ``on_committed`` (the web's :class:`~.publisher.CommitPublisher`) sends the new tasks'
+    messages before their requests are woken, and tells each row whether they left
+    (``Recorded.receipt``). So a 202 means "recorded and queued" (README) while one publish
+    serves every request of the batch; a message that could not leave (the broker is down, or
+    hangs past ``queue.WEB_PUBLISH_TIMEOUT_SECONDS``) is recovery's, its queued mark taken back.
     """
 
-    def __init__(
-        self,
-        settings: Settings,
-        intake: store.Intake,
-        publisher: BatchPublisher,
-        publish_wait: float = PUBLISH_WAIT_SECONDS,
-    ) -> None:
+    def __init__(self, settings: Settings, intake: store.Intake) -> None:
         self.settings = settings
         self.intake = intake
-        self.publisher = publisher
-        self.publish_wait = publish_wait
 
     def receive(self, headers: Mapping[str, str], read: Callable[[], bytes]) -> Answer:
         """Read the body (``read()``), parse, check, record and queue one event; the answer.
@@ -146,11 +134,10 @@ class Receiver:
         task = recorded.task
         with task_context(task.id, event_id):
             if recorded.created and row.status == TaskStatus.ACCEPTED.value:
-                ticket = recorded.receipt
-                if isinstance(ticket, int) and self.publisher.wait(ticket, self.publish_wait):
+                if recorded.receipt is True:
                     log.info("task %s recorded and queued", task.id)
-                else:
-                    log.info("task %s recorded; its message is not out yet", task.id)
+                else:  # (logged by the publisher, once per outage)
+                    log.info("task %s recorded; recovery will queue it", task.id)
             elif recorded.created:
                 log.info("task %s rejected: %s", task.id, "; ".join(reasons))
             else:
