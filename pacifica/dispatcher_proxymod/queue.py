@@ -65,8 +65,8 @@ def broker_options(settings: Settings, publish_timeout: float | None = None) -> 
         }
     if url.startswith(("redis:", "rediss:")):
         # a message not acknowledged within the hour goes back to the queue; a reply that
-        # takes longer than REDIS_SOCKET_TIMEOUT_SECONDS is a dead connection (a peer gone
-        # without a reset), not a wait: the web's one publishing thread must not hang on it
+        # takes longer than REDIS_SOCKET_TIMEOUT_SECONDS (the web's: its publish timeout) is a
+        # dead connection (a peer gone without a reset), not a wait: nothing may hang on it
         return {
             "visibility_timeout": 3600,
             "socket_connect_timeout": min(CONNECT_TIMEOUT_SECONDS, publish_timeout or math.inf),
