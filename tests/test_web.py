@@ -209,6 +209,9 @@ def test_event_is_kept_when_the_broker_is_down(
     down = open_store.with_changes(broker_url="redis://127.0.0.1:1/0")
     with serving(create_app(down, create_celery_app(down, WEB_PUBLISH_TIMEOUT_SECONDS))) as url:
         answer = _post(url, example_event)
+        metrics = requests.get(f"{url}/metrics", timeout=30).text
+    assert 'pacifica_dispatcher_messages_total{outcome="left_to_recovery"} 1.0' in metrics
+    assert 'pacifica_dispatcher_messages_total{outcome="sent"} 0.0' in metrics
     assert answer.status_code == 202
     task = store.get_task(answer.json()["taskID"])
     assert task is not None and task.status == "202 Accepted" and task.queued_at is None

@@ -63,6 +63,9 @@ def test_metrics_equal_what_the_api_lists(
     assert empty[("pacifica_dispatcher_tasks", (("state", "waiting"),))] == 0
     figures = _samples(answer.text)
     assert figures[("pacifica_dispatcher_store_up", ())] == 1
+    sent = ("pacifica_dispatcher_messages_total", (("outcome", "sent"),))
+    left = ("pacifica_dispatcher_messages_total", (("outcome", "left_to_recovery"),))
+    assert (empty[sent], figures[sent], figures[left]) == (0, 4, 0), "each accepted task's message"
     states = Counter(state_of(task["status"]).value for task in listed)
     assert states == {"succeeded": 1, "failed": 1, "rejected": 1, "waiting": 1}
     for state in ("waiting", "running", "succeeded", "rejected", "failed", "cancelled"):

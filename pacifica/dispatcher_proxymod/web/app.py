@@ -22,7 +22,7 @@ from .control import TaskControl
 from .errors import JsonErrorsRequest, json_error_page
 from .fastpath import FastPathApplication, ReceiveEndpoint
 from .logs import LogReads
-from .metrics import WebMetrics
+from .metrics import PublisherCollector, WebMetrics
 from .receive import Receiver
 from .service import ServiceResources
 from .tasks import TaskReads
@@ -96,6 +96,7 @@ def create_app(settings: Settings, celery_app: Celery) -> FastPathApplication:
     # rows are inserted marked queued (no UPDATE per batch); a web process that died between
     # a commit and its publish left such rows without a message: sent again now
     publisher = CommitPublisher(celery_app)
+    api.web_metrics.registry.register(PublisherCollector(publisher))
     publisher.republish_recent(settings.requeue_after_seconds)
     intake = store.Intake.from_settings(settings, on_committed=publisher)
     receiver = Receiver(settings, intake)

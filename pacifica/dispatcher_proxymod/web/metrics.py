@@ -6,8 +6,9 @@ Two kinds of figures:
   few dozen rows whatever the number of tasks), so they are right with any number of web
   processes and workers: tasks in each state, model runs by outcome, finished tasks by state,
   histograms of queue wait, task duration and model duration;
-* this web process's own: requests by answer (status code) and the latency of ``/receive``.
-  With several web processes each counts its own (scrape each, or sum them).
+* this web process's own: requests by answer (status code), the latency of ``/receive`` and
+  the task messages it published, sent or left to recovery (the broker failed). With several
+  web processes each counts its own (scrape each, or sum them).
 
 Labels are few and fixed (states, outcomes, status codes): never a task, event or transaction id.
 """
@@ -34,6 +35,7 @@ from prometheus_client.core import (
 )
 
 from .. import store
+from ..publisher import CommitPublisher
 from ..store import tallies
 from .errors import only_get
 
@@ -96,6 +98,29 @@ class StoreCollector:
                     histogram.total,
                 )
             yield family
+
+
+class PublisherCollector:
+    """The messages this web process's :class:`~.publisher.CommitPublisher` published."""
+
+    def __init__(self, publisher: CommitPublisher) -> None:
+        self.publisher = publisher
+
+    def describe(self) -> list[Metric]:
+        """Nothing up front (read at each scrape)."""
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        """``pacifica_dispatcher_messages_total{outcome="sent"|"left_to_recovery"}``."""
+        messages = CounterMetricFamily(
+            f"{PREFIX}_messages",
+            "Task messages this web process published: sent to the broker, or left to the "
+            "workers' recovery because the broker failed",
+            labels=["outcome"],
+        )
+        messages.add_metric(["sent"], self.publisher.published)
+        messages.add_metric(["left_to_recovery"], self.publisher.left_to_recovery)
+        yield messages
 
 
 class WebMetrics:
