@@ -465,6 +465,36 @@ def test_a_slow_statement_is_cut_off_and_not_repeated(
         assert intake.close(DEADLINE)
 
 
+def test_a_connection_that_on_committed_opened_gets_the_statement_limit(
+    open_store: Settings, example_event: dict[str, Any]
+) -> None:
+    """The web's ``on_committed`` may take a batch's queued marks back through the store
+    (``store.clear_queued_many``), which opens the writer thread's connection when the writer
+    had closed it: the next statement is still cut off at the writer's limit."""
+    database = store.database_proxy.obj
+
+    def reopen(ids: list[str]) -> None:
+        database.close()  # on the writer's thread, as after a batch that lost its connection
+        with store.connection():  # opened by the store's own code, without the intake's limit
+            pass
+
+    intake = Intake(statement_timeout=0.5, on_committed=reopen)
+    try:
+        assert intake.record(store.new_task(_event(example_event, "warm"), TaskStatus.ACCEPTED))
+        event = _event(example_event, "stuck")
+        with store.connection(), database.atomic() as transaction:
+            store.Task.insert(**store.new_task(event, TaskStatus.ACCEPTED).columns()).execute()
+            started = time.monotonic()
+            stuck = _Caller(intake, store.new_task(event, TaskStatus.ACCEPTED))
+            with pytest.raises(peewee.OperationalError):  # not IntakeTimeout after 10 s
+                stuck.outcome()
+            waited = time.monotonic() - started
+            transaction.rollback()
+        assert waited < 4.0, f"the statement ran {waited:.1f} s: no limit on it"
+    finally:
+        assert intake.close(DEADLINE)
+
+
 def test_the_settings_size_the_intake(open_store: Settings, example_event: dict[str, Any]) -> None:
     settings = open_store.with_changes(
         intake_queue=1, intake_wait_seconds=0.1, statement_timeout_seconds=DEADLINE

@@ -15,7 +15,7 @@ from httpserver import serving
 from peers import SilentPeer
 
 from pacifica.dispatcher_proxymod import store
-from pacifica.dispatcher_proxymod.queue import WEB_PUBLISH_TIMEOUT_SECONDS, create_celery_app
+from pacifica.dispatcher_proxymod.queue import create_celery_app
 from pacifica.dispatcher_proxymod.settings import Settings
 from pacifica.dispatcher_proxymod.web import create_app
 
@@ -28,8 +28,8 @@ def base_url(open_store: Settings) -> Iterator[str]:
 
 
 def _queued(task_id: str, timeout: float = 30) -> store.Task | None:
-    """The task once its message reached the broker (the publisher marks it just after the
-    answer); the row as it is when ``timeout`` ran out."""
+    """The task once it is marked queued (in its INSERT; the mark is taken back if its message
+    could not leave); the row as it is when ``timeout`` ran out."""
     deadline = time.monotonic() + timeout
     task = store.get_task(task_id)
     while task is not None and task.queued_at is None and time.monotonic() < deadline:
@@ -207,7 +207,7 @@ def test_event_is_kept_when_the_broker_is_down(
     open_store: Settings, example_event: dict[str, Any]
 ) -> None:
     down = open_store.with_changes(broker_url="redis://127.0.0.1:1/0")
-    with serving(create_app(down, create_celery_app(down, WEB_PUBLISH_TIMEOUT_SECONDS))) as url:
+    with serving(create_app(down, create_celery_app(down, down.publish_timeout_seconds))) as url:
         answer = _post(url, example_event)
         metrics = requests.get(f"{url}/metrics", timeout=30).text
     assert 'pacifica_dispatcher_messages_total{outcome="left_to_recovery"} 1.0' in metrics
@@ -226,7 +226,7 @@ def test_a_hanging_broker_delays_an_answer_by_the_publish_timeout_only(
     listener = SilentPeer()
     try:
         hanging = open_store.with_changes(broker_url=f"redis://127.0.0.1:{listener.port}/0")
-        app = create_app(hanging, create_celery_app(hanging, WEB_PUBLISH_TIMEOUT_SECONDS))
+        app = create_app(hanging, create_celery_app(hanging, hanging.publish_timeout_seconds))
         with serving(app) as url:
             took = []
             for number in range(2):
@@ -237,7 +237,7 @@ def test_a_hanging_broker_delays_an_answer_by_the_publish_timeout_only(
                 task = store.get_task(answer.json()["taskID"])
                 assert task is not None and task.queued_at is None, "recovery's, not marked"
         assert listener.accepted, "the broker was tried"
-        assert took[0] < WEB_PUBLISH_TIMEOUT_SECONDS + 3, f"held {took[0]:.1f} s"
+        assert took[0] < hanging.publish_timeout_seconds + 3, f"held {took[0]:.1f} s"
         assert took[1] < 1.0, f"the paused broker held the second answer {took[1]:.1f} s"
     finally:
         listener.close()

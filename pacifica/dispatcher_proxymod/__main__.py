@@ -15,7 +15,7 @@ import cherrypy
 
 from .cli import STOP_AFTER_SERVER, main
 from .logconfig import configure as configure_logging
-from .queue import WEB_PUBLISH_TIMEOUT_SECONDS, create_celery_app
+from .queue import create_celery_app
 from .settings import load_settings
 from .store import Task as ReceiveTaskModel
 from .web import LazyApplication, create_app
@@ -28,7 +28,7 @@ celery_app = create_celery_app()
 def _build_application() -> cherrypy.Application:
     settings = load_settings()
     configure_logging(settings)
-    app = create_app(settings, create_celery_app(settings, WEB_PUBLISH_TIMEOUT_SECONDS))
+    app = create_app(settings, create_celery_app(settings, settings.publish_timeout_seconds))
     # the intake finishes its work (writes and publishes what it holds) when the engine stops
     cherrypy.engine.subscribe("stop", app.close, priority=STOP_AFTER_SERVER)
     return app

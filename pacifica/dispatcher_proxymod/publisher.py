@@ -15,7 +15,7 @@ A batch that cannot be published is left to recovery: its rows get their mark ta
 pass (:func:`queue.recover`) re-publishes them. The failure is logged once for each pause
 (``queue.PUBLISH_PAUSE_SECONDS``) in which the broker is not tried again; batches committed in
 the pause are left to recovery at once. A broker that hangs holds the writer (and so every
-waiting request) for at most the web's publish timeout (:data:`queue.WEB_PUBLISH_TIMEOUT_SECONDS`,
+waiting request) for about the web's publish timeout (``DISPATCHER_PUBLISH_TIMEOUT_SECONDS``,
 given to its Celery app with ``create_celery_app(publish_timeout=...)``) once per pause.
 
 A process that dies between a commit and its publish leaves rows that look queued: the next web

@@ -40,10 +40,6 @@ QUEUE_NAME = DEFAULT_QUEUE
 
 #: How long a Redis reply may take (the worker's BRPOP returns every second).
 REDIS_SOCKET_TIMEOUT_SECONDS = 10.0
-#: How long the web's publish may wait on the broker for each step (connecting, a reply, a
-#: write): its intake's writer publishes each committed batch before the batch's requests are
-#: answered (publisher.py), so a broker that hangs holds them up for about this long.
-WEB_PUBLISH_TIMEOUT_SECONDS = 2.0
 #: How long connecting to the broker may take (retries included), unless shorter above.
 CONNECT_TIMEOUT_SECONDS = 5.0
 
@@ -63,6 +59,8 @@ def broker_options(settings: Settings, publish_timeout: float | None = None) -> 
             "control_folder": str(folder / "control"),
             "store_processed": False,
         }
+    # the web's publish tries to connect once (kombu would sleep 2 s before a second try)
+    once = {"max_retries": 0} if publish_timeout else {}
     if url.startswith(("redis:", "rediss:")):
         # a message not acknowledged within the hour goes back to the queue; a reply that
         # takes longer than REDIS_SOCKET_TIMEOUT_SECONDS (the web's: its publish timeout) is a
@@ -71,10 +69,11 @@ def broker_options(settings: Settings, publish_timeout: float | None = None) -> 
             "visibility_timeout": 3600,
             "socket_connect_timeout": min(CONNECT_TIMEOUT_SECONDS, publish_timeout or math.inf),
             "socket_timeout": publish_timeout or REDIS_SOCKET_TIMEOUT_SECONDS,
+            **once,
         }
     if publish_timeout and url.startswith(("amqp:", "amqps:", "pyamqp:")):
         # py-amqp's socket timeouts (a publish is a write; a full send buffer would block it)
-        return {"read_timeout": publish_timeout, "write_timeout": publish_timeout}
+        return {"read_timeout": publish_timeout, "write_timeout": publish_timeout, **once}
     return {}
 
 
@@ -119,9 +118,10 @@ def create_celery_app(
 
     Without ``settings`` they are read from the environment when Celery first needs its
     configuration (so ``__main__`` can expose ``celery_app`` without reading anything).
-    ``publish_timeout`` (the web's: :data:`WEB_PUBLISH_TIMEOUT_SECONDS`) bounds each step of a
-    publish on a broker that hangs: the connect (retries included) and each socket read or
-    write, instead of the worker's 5 s connect and 10 s Redis reply.
+    ``publish_timeout`` (the web's: ``DISPATCHER_PUBLISH_TIMEOUT_SECONDS``) bounds each step
+    of a publish on a broker that hangs: one connection attempt and each socket read or write,
+    instead of the worker's 5 s connect (with retries) and 10 s Redis reply. The web's intake
+    publishes each committed batch before its requests are answered (publisher.py).
     """
     app = Celery(APP_NAME, set_as_current=False)
     if settings is None:

@@ -49,9 +49,14 @@ def test_a_web_start_publishes_what_a_killed_web_recorded_and_never_sent(
     silent = SilentPeer()
     try:
         # 1. a web whose broker hangs: the writer commits the events' rows (marked queued) and
-        #    then hangs in their publish, for the web's publish timeout (2 s)
+        #    then hangs in their publish, for its publish timeout (long here: the kill must
+        #    come first, whatever the machine's load)
         hanging = Web(
-            dataclasses.replace(dispatcher, broker_url=f"redis://127.0.0.1:{silent.port}/0")
+            dataclasses.replace(
+                dispatcher,
+                broker_url=f"redis://127.0.0.1:{silent.port}/0",
+                extra_env={**dispatcher.extra_env, "DISPATCHER_PUBLISH_TIMEOUT_SECONDS": "60"},
+            )
         )
         processes.append(hanging)
         posts = [

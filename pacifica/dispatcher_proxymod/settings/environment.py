@@ -45,6 +45,7 @@ def environment_for(settings: Settings, base: Mapping[str, str]) -> dict[str, st
         "DISPATCHER_INTAKE_QUEUE": settings.intake_queue,
         "DISPATCHER_INTAKE_WAIT_SECONDS": settings.intake_wait_seconds,
         "DISPATCHER_STATEMENT_TIMEOUT_SECONDS": settings.statement_timeout_seconds,
+        "DISPATCHER_PUBLISH_TIMEOUT_SECONDS": settings.publish_timeout_seconds,
         "DISPATCHER_TRANSFER_RETRIES": settings.transfer_retries,
         "DISPATCHER_RETRY_BACKOFF": settings.retry_backoff_seconds,
         "DISPATCHER_QUEUE": settings.queue_name,

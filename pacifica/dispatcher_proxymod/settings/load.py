@@ -144,6 +144,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         statement_timeout_seconds=source.number(
             "DISPATCHER_STATEMENT_TIMEOUT_SECONDS", defaults.statement_timeout_seconds, 0.1
         ),
+        publish_timeout_seconds=source.number(
+            "DISPATCHER_PUBLISH_TIMEOUT_SECONDS", defaults.publish_timeout_seconds, 0.1
+        ),
         transfer_retries=source.integer("DISPATCHER_TRANSFER_RETRIES", defaults.transfer_retries),
         retry_backoff_seconds=source.number(
             "DISPATCHER_RETRY_BACKOFF", defaults.retry_backoff_seconds, minimum=0

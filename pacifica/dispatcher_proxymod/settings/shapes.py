@@ -113,6 +113,9 @@ class Settings:
     intake_wait_seconds: float = 10.0
     #: limit on each statement of the store's writer (SQLite: its wait for a lock)
     statement_timeout_seconds: float = 5.0
+    #: limit on each step of the web's publish (connect, a reply, a write): a broker that
+    #: hangs holds a batch's answers this long (publisher.py)
+    publish_timeout_seconds: float = 2.0
     transfer_retries: int = 5
     retry_backoff_seconds: float = 2.0
     page_size: int = 50

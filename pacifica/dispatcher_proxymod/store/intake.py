@@ -174,6 +174,8 @@ class Intake:
         self._closing = False
         self._counts = dict.fromkeys(IntakeStats.__dataclass_fields__, 0)
         self._batch = BatchInsert(chosen, statement_timeout, returning)
+        #: the connection the statement limit was set on (peewee's raw connection object)
+        self._prepared: object = None
         self._thread = threading.Thread(target=self._run, name="store-intake", daemon=True)
         self._thread.start()
 
@@ -356,16 +358,21 @@ class Intake:
         return outcomes
 
     def _connect(self) -> bool:
-        """Open the writer's connection with its statement limit; True if it is new."""
-        if not self._db.is_closed():
+        """Open the writer's connection with its statement limit; True if it is new to the
+        writer (one that ``on_committed``'s store calls opened on this thread gets the limit
+        now)."""
+        database: Any = self._db  # (peewee's connection() is untyped)
+        if database.is_closed():
+            database.connect()
+            self._counts["connections"] += 1
+        elif database.connection() is self._prepared:
             return False
-        self._db.connect()
-        self._counts["connections"] += 1
         try:
             self._batch.prepare()
         except Exception:
             self._disconnect()
             raise
+        self._prepared = database.connection()
         return True
 
     def _disconnect(self) -> None:

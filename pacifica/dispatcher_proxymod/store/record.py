@@ -31,8 +31,8 @@ class Recorded:
 
     task: Task
     created: bool
-    #: what the intake's ``on_committed`` returned for this row's commit (the web: the
-    #: publisher's ticket to wait on); None for a row not handed to it
+    #: what the intake's ``on_committed`` returned for this row's commit (the web: whether its
+    #: message left); None for a row not handed to it
     receipt: object = None
 
 

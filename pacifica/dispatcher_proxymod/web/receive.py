@@ -76,7 +76,7 @@ class Receiver:
     messages before their requests are woken, and tells each row whether they left
     (``Recorded.receipt``). So a 202 means "recorded and queued" (README) while one publish
     serves every request of the batch; a message that could not leave (the broker is down, or
-    hangs past ``queue.WEB_PUBLISH_TIMEOUT_SECONDS``) is recovery's, its queued mark taken back.
+    hangs past ``DISPATCHER_PUBLISH_TIMEOUT_SECONDS``) is recovery's, its queued mark taken back.
     """
 
     def __init__(self, settings: Settings, intake: store.Intake) -> None:
