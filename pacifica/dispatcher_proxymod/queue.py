@@ -44,6 +44,11 @@ REDIS_SOCKET_TIMEOUT_SECONDS = 10.0
 CONNECT_TIMEOUT_SECONDS = 5.0
 
 
+def connect_timeout(publish_timeout: float | None) -> float:
+    """How long connecting to the broker may take: the publish timeout, if shorter."""
+    return min(CONNECT_TIMEOUT_SECONDS, publish_timeout or math.inf)
+
+
 def broker_options(settings: Settings, publish_timeout: float | None = None) -> dict[str, Any]:
     """Transport options for the configured broker (the embedded one needs its folders);
     ``publish_timeout`` bounds each socket read and write (see :func:`create_celery_app`)."""
@@ -67,7 +72,7 @@ def broker_options(settings: Settings, publish_timeout: float | None = None) -> 
         # dead connection (a peer gone without a reset), not a wait: nothing may hang on it
         return {
             "visibility_timeout": 3600,
-            "socket_connect_timeout": min(CONNECT_TIMEOUT_SECONDS, publish_timeout or math.inf),
+            "socket_connect_timeout": connect_timeout(publish_timeout),
             "socket_timeout": publish_timeout or REDIS_SOCKET_TIMEOUT_SECONDS,
             **once,
         }
@@ -93,7 +98,7 @@ def celery_config(settings: Settings, publish_timeout: float | None = None) -> d
         "task_ignore_result": settings.backend_url is None,
         "broker_transport_options": broker_options(settings, publish_timeout),
         "broker_connection_retry_on_startup": True,
-        "broker_connection_timeout": min(CONNECT_TIMEOUT_SECONDS, publish_timeout or math.inf),
+        "broker_connection_timeout": connect_timeout(publish_timeout),
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "task_acks_on_failure_or_timeout": True,

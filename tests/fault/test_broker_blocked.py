@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from kombu import Connection
+from test_queue import _drain
 
 from pacifica.dispatcher_proxymod import queue
 from pacifica.dispatcher_proxymod.queue import QUEUE_NAME, create_celery_app, publish_many
@@ -27,23 +27,6 @@ pytestmark = pytest.mark.fault
 #: Enough messages (about 1 KiB each) to fill both sockets' buffers while the broker reads nothing.
 BLOCKED_BATCH = 20_000
 AFTER = 10
-
-
-def _ids_on(server: PrivateRabbitMQ) -> list[str]:
-    """Take every message off our queue; the task ids they carry."""
-    ids = []
-    with Connection(server.url, connect_timeout=5) as connection:
-        simple = connection.SimpleQueue(QUEUE_NAME)
-        try:
-            while True:
-                try:
-                    message = simple.get(timeout=2)
-                except simple.Empty:
-                    return ids
-                ids.append(message.headers["id"])
-                message.ack()
-        finally:
-            simple.close()
 
 
 def test_a_batch_after_a_blocked_one_reaches_the_broker(
@@ -72,6 +55,6 @@ def test_a_batch_after_a_blocked_one_reaches_the_broker(
     time.sleep(queue.PUBLISH_PAUSE_SECONDS + 0.5)  # the pause after a failure
     after = [f"after-{n}" for n in range(AFTER)]
     assert publish_many(app, after, mark=False)
-    seen = set(_ids_on(rabbitmq))
+    seen = set(_drain(app))
     assert set(after) <= seen, f"{len(set(after) - seen)} of {AFTER} sent messages lost"
     assert "warm-up" in seen
