@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 from conftest import broker_url
-from test_queue import _drain
+from queued import drain_task_ids
 
 from pacifica.dispatcher_proxymod.pipelining import REDIS_TRANSPORT, RedisChannel, batch
 from pacifica.dispatcher_proxymod.queue import TASK_NAME, celery_config, create_celery_app
@@ -52,7 +52,7 @@ def _length(app: Any) -> int:
 @on_redis
 def test_a_batch_reaches_redis_when_it_ends(settings: Settings) -> None:
     app = create_celery_app(settings)
-    _drain(app)
+    drain_task_ids(app)
     with app.producer_or_acquire() as producer:
         assert isinstance(producer.channel, RedisChannel)
         _send(app, producer, "alone")
@@ -64,13 +64,15 @@ def test_a_batch_reaches_redis_when_it_ends(settings: Settings) -> None:
                 _send(app, producer, "nested")
             assert _length(app) == 1, "nothing sent before the batch ends"
         assert _length(app) == 12
-    assert sorted(_drain(app)) == sorted(["alone", "nested", *(f"batched-{n}" for n in range(10))])
+    assert sorted(drain_task_ids(app)) == sorted(
+        ["alone", "nested", *(f"batched-{n}" for n in range(10))]
+    )
 
 
 @on_redis
 def test_every_batch_uses_the_channels_one_client(settings: Settings) -> None:
     app = create_celery_app(settings)
-    _drain(app)
+    drain_task_ids(app)
     clients = []
     with app.producer_or_acquire() as producer:
         for number in range(3):
@@ -78,20 +80,20 @@ def test_every_batch_uses_the_channels_one_client(settings: Settings) -> None:
                 _send(app, producer, f"batch-{number}")
             clients.append(producer.channel._batch_client)
     assert clients[0] is not None and all(client is clients[0] for client in clients)
-    assert sorted(_drain(app)) == ["batch-0", "batch-1", "batch-2"]
+    assert sorted(drain_task_ids(app)) == ["batch-0", "batch-1", "batch-2"]
 
 
 @on_redis
 def test_a_failing_batch_sends_nothing(settings: Settings) -> None:
     app = create_celery_app(settings)
-    _drain(app)
+    drain_task_ids(app)
     with app.producer_or_acquire() as producer:
         with pytest.raises(RuntimeError, match="midway"), batch(producer):
             _send(app, producer, "discarded")
             raise RuntimeError("midway")
         _send(app, producer, "after")  # the channel is back to sending at once
         assert _length(app) == 1
-    assert _drain(app) == ["after"]
+    assert drain_task_ids(app) == ["after"]
 
 
 @on_redis
@@ -99,7 +101,7 @@ def test_batched_messages_are_kombus_own(settings: Settings) -> None:
     """The same task sent alone and in a batch: the same message on the queue (kombu built it,
     only the moment it was sent differs)."""
     app = create_celery_app(settings)
-    _drain(app)
+    drain_task_ids(app)
     with app.producer_or_acquire() as producer:
         _send(app, producer, "same")
         with batch(producer):
@@ -112,7 +114,7 @@ def test_batched_messages_are_kombus_own(settings: Settings) -> None:
     assert len(raw) == 2
     messages = [_comparable(item) for item in raw]
     assert messages[0] == messages[1]
-    _drain(app)
+    drain_task_ids(app)
 
 
 def _comparable(raw: bytes) -> dict[str, Any]:

@@ -18,8 +18,9 @@ import pytest
 import redis.connection
 from conftest import broker_url
 from peers import SilentPeer
+from queued import drain_task_ids
 from test_e2e import start_worker, stop_worker
-from test_queue import _drain, _record
+from test_queue import _record
 
 from pacifica.dispatcher_proxymod import queue, store
 from pacifica.dispatcher_proxymod.events import parse_http
@@ -84,7 +85,7 @@ def test_a_batch_becomes_messages_the_worker_runs(
     open_store: Settings, example_event: dict[str, Any], tmp_path: Any
 ) -> None:
     app = create_celery_app(open_store)
-    _drain(app)
+    drain_task_ids(app)
     task_ids = _premarked(example_event, "batch", 5)
     publisher = CommitPublisher(app)
     assert publisher(task_ids)
@@ -111,7 +112,7 @@ def test_queued_at_is_set_by_one_update(
 ) -> None:
     """Rows not marked in their INSERT (retry, recovery): one UPDATE marks the batch."""
     app = create_celery_app(open_store)
-    _drain(app)
+    drain_task_ids(app)
     task_ids = _tasks(example_event, "marked", 20)
     with caplog.at_level(logging.DEBUG, logger="peewee"):
         assert publish_many(app, task_ids)
@@ -121,7 +122,7 @@ def test_queued_at_is_set_by_one_update(
     assert "queued_at" in updates[0]
     stamps = _queued_at(task_ids)
     assert stamps[0] is not None and set(stamps) == {stamps[0]}
-    assert sorted(_drain(app)) == sorted(task_ids)
+    assert sorted(drain_task_ids(app)) == sorted(task_ids)
 
 
 def _statements(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -153,7 +154,7 @@ def test_a_batch_is_one_redis_round_trip(
     """redis-py writes a command (or a pipeline) and then reads its replies: each write is a
     round trip. Fifty messages one by one take fifty; as one batch, one."""
     app = create_celery_app(open_store)
-    _drain(app)
+    drain_task_ids(app)
     assert publish_many(app, _tasks(example_event, "warm", 1))  # connected, queue declared
     singles, batched = _tasks(example_event, "single", 50), _tasks(example_event, "many", 50)
     with _counting(redis.connection.AbstractConnection, "send_packed_command") as writes:
@@ -163,7 +164,7 @@ def test_a_batch_is_one_redis_round_trip(
     with _counting(redis.connection.AbstractConnection, "send_packed_command") as writes:
         assert publish_many(app, batched)
     assert writes[0] == 1
-    assert len(_drain(app)) == 101
+    assert len(drain_task_ids(app)) == 101
 
 
 @pytest.mark.skipif(SCHEME != "amqp", reason="AMQP round trips (TEST_BROKER_URL=amqp://...)")
@@ -173,14 +174,14 @@ def test_a_batch_waits_for_no_amqp_frame(
     """py-amqp writes each publish without waiting for the broker: a batch of fifty reads no
     frame from it (no round trip) and writes fifty, all on the one connection it holds."""
     app = create_celery_app(open_store)
-    _drain(app)
+    drain_task_ids(app)
     assert publish_many(app, _tasks(example_event, "warm", 1))  # connected, queue declared
     with app.producer_or_acquire() as producer:  # the pool hands the same one out next
         connection: amqp.Connection = producer.connection.connection
     sent, received = connection.bytes_sent, connection.bytes_recv
     assert publish_many(app, _tasks(example_event, "many", 50))
     assert (connection.bytes_sent - sent, connection.bytes_recv - received) == (50, 0)
-    assert len(_drain(app)) == 51
+    assert len(drain_task_ids(app)) == 51
 
 
 def _messages(app: Any) -> list[Any]:
@@ -207,7 +208,7 @@ def test_a_batch_sends_the_message_celery_sends(
     """The same task sent by a plain ``send_task`` and in a batch: the same message as the
     broker delivers it, byte for byte (only the transport's own delivery tag differs)."""
     app = create_celery_app(open_store)
-    _drain(app)
+    drain_task_ids(app)
     task_id = _record(example_event, "same")
     app.send_task(queue.TASK_NAME, args=[task_id], task_id=task_id)
     assert publish_many(app, [task_id, task_id])
@@ -254,21 +255,21 @@ def test_a_dead_broker_leaves_the_batch_to_recovery(
     assert len(failures) == 1 and "could not queue 3 tasks" in failures[0].getMessage()
     # the workers' recovery loop (every second here) finds them after the 5 s grace
     app = create_celery_app(open_store)
-    _drain(app)
+    drain_task_ids(app)
     loop = RecoveryLoop(app, open_store)
     loop.start()
     try:
         _wait(lambda: all(_queued_at(first + second)), 30, "recovery queueing them")
     finally:
         loop.stop()
-    assert sorted(_drain(app)) == sorted(first + second)
+    assert sorted(drain_task_ids(app)) == sorted(first + second)
 
 
 def test_recover_sends_its_list_as_one_batch(
     open_store: Settings, example_event: dict[str, Any]
 ) -> None:
     app = create_celery_app(open_store)
-    _drain(app)
+    drain_task_ids(app)
     lost = _tasks(example_event, "lost", 4)
     with store.connection():
         old = store.utcnow().replace(year=2000)
@@ -276,7 +277,7 @@ def test_recover_sends_its_list_as_one_batch(
     assert queue.recover(app, open_store) == 4
     stamps = _queued_at(lost)
     assert stamps[0] is not None and set(stamps) == {stamps[0]}, "one UPDATE"
-    assert sorted(_drain(app)) == sorted(lost)
+    assert sorted(drain_task_ids(app)) == sorted(lost)
     assert queue.recover(app, open_store) == 0
 
 
@@ -347,7 +348,7 @@ def test_premarked_rows_are_published_without_an_update(
     open_store: Settings, example_event: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     app = create_celery_app(open_store)
-    _drain(app)
+    drain_task_ids(app)
     task_ids = _premarked(example_event, "premarked", 6)
     stamps = _queued_at(task_ids)
     assert all(stamps), "marked in the INSERT"
@@ -358,7 +359,7 @@ def test_premarked_rows_are_published_without_an_update(
     assert not statements, "a batch sent costs the database nothing"
     assert (publisher.published, publisher.left_to_recovery) == (6, 0)
     assert _queued_at(task_ids) == stamps
-    assert sorted(_drain(app)) == sorted(task_ids)
+    assert sorted(drain_task_ids(app)) == sorted(task_ids)
 
 
 def test_a_web_start_republishes_what_was_marked_and_never_started(
@@ -366,7 +367,7 @@ def test_a_web_start_republishes_what_was_marked_and_never_started(
 ) -> None:
     """A web process died between its commit and its publish: the rows look queued."""
     app = create_celery_app(open_store)
-    _drain(app)
+    drain_task_ids(app)
     orphans = _premarked(example_event, "orphan", 3)
     started, old = _premarked(example_event, "started", 1), _premarked(example_event, "old", 1)
     with store.connection():
@@ -378,5 +379,5 @@ def test_a_web_start_republishes_what_was_marked_and_never_started(
     publisher = CommitPublisher(app)
     assert publisher.republish_recent(600) == 3
     assert (publisher.batches, publisher.published) == (1, 3)
-    assert sorted(_drain(app)) == sorted(orphans), "the started and the old ones are not"
+    assert sorted(drain_task_ids(app)) == sorted(orphans), "the started and the old ones are not"
     assert all(_queued_at(orphans))

@@ -16,6 +16,7 @@ import pytest
 from celery._state import _task_stack
 from celery.utils.saferepr import saferepr
 from peers import closing_peer
+from queued import drain_task_ids
 from test_e2e import start_worker, stop_worker
 
 from pacifica.dispatcher_proxymod import queue, store
@@ -36,24 +37,6 @@ def _record(example_event: dict[str, Any], event_id: str) -> str:
     body = json.dumps(dict(example_event, eventID=event_id)).encode()
     event = parse_http({"Content-Type": "application/json"}, body)
     return store.record_event(event, TaskStatus.ACCEPTED, route="proxymod").task.id
-
-
-def _drain(app: Any) -> list[str]:
-    """Take every message off our queue; the task ids they carry."""
-    ids = []
-    with app.connection_for_read() as connection:
-        queue = connection.SimpleQueue(app.conf.task_default_queue)
-        try:
-            while True:
-                try:
-                    message = queue.get(timeout=1)
-                except queue.Empty:
-                    break
-                ids.append(message.headers["id"])
-                message.ack()
-        finally:
-            queue.close()
-    return ids
 
 
 def test_the_queue_is_a_setting(settings: Settings) -> None:
@@ -85,8 +68,8 @@ def test_deployments_on_one_broker_keep_their_own_messages(
     untouched = store.get_task(theirs)
     assert untouched is not None and untouched.status == TaskStatus.ACCEPTED.value
     assert untouched.attempts == 0
-    assert _drain(app_b) == [theirs], "B's message is still on B's queue"
-    assert _drain(app_a) == []
+    assert drain_task_ids(app_b) == [theirs], "B's message is still on B's queue"
+    assert drain_task_ids(app_a) == []
 
 
 def test_app_is_configured_for_at_least_once(settings: Settings) -> None:
@@ -112,11 +95,11 @@ def test_embedded_broker_folders(settings: Settings) -> None:
 
 def test_publish_and_recover(open_store: Settings, example_event: dict[str, Any]) -> None:
     app = create_celery_app(open_store)
-    _drain(app)
+    drain_task_ids(app)
     queued = _record(example_event, "queued")
     lost = _record(example_event, "lost")
     assert publish(app, queued)
-    assert _drain(app) == [queued]
+    assert drain_task_ids(app) == [queued]
     task = store.get_task(queued)
     assert task is not None and task.queued_at is not None
     # "lost" never reached the broker; after the grace period recovery sends it
@@ -124,7 +107,7 @@ def test_publish_and_recover(open_store: Settings, example_event: dict[str, Any]
         old = store.utcnow().replace(year=2000)
         store.Task.update(created=old).where(store.Task.id == lost).execute()
     assert recover(app, open_store) == 1
-    assert _drain(app) == [lost]
+    assert drain_task_ids(app) == [lost]
 
 
 def test_publish_fails_softly_when_the_broker_is_down(
@@ -157,10 +140,10 @@ def test_a_failed_publish_pauses_publishing_to_that_broker(
         assert listener.connections > tried
     # the pause belongs to that app (its broker), not to others
     working = create_celery_app(open_store)
-    _drain(working)
+    drain_task_ids(working)
     fourth = _record(example_event, "fourth")
     assert publish(working, fourth)
-    assert _drain(working) == [fourth]
+    assert drain_task_ids(working) == [fourth]
 
 
 #: Task ids whose ``argsrepr`` takes each of ``saferepr``'s paths: plain, a quote escaped, text

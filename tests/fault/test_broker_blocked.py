@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_queue import _drain
+from queued import drain_task_ids
 
 from pacifica.dispatcher_proxymod import queue
 from pacifica.dispatcher_proxymod.queue import QUEUE_NAME, create_celery_app, publish_many
@@ -55,6 +55,6 @@ def test_a_batch_after_a_blocked_one_reaches_the_broker(
     time.sleep(queue.PUBLISH_PAUSE_SECONDS + 0.5)  # the pause after a failure
     after = [f"after-{n}" for n in range(AFTER)]
     assert publish_many(app, after, mark=False)
-    seen = set(_drain(app))
+    seen = set(drain_task_ids(app))
     assert set(after) <= seen, f"{len(set(after) - seen)} of {AFTER} sent messages lost"
     assert "warm-up" in seen
