@@ -3,14 +3,22 @@
 It is the same HTTP server CherryPy runs on, with the same thread count, and does nothing else,
 so ``dispatcher req/s / ceiling req/s`` is the share of the server's capacity our code leaves.
 
-    .venv/bin/python bench/ceiling.py --port 8099 [--threads 16]
+With ``--server waitress`` the same app runs under the dispatcher's embedded server as shipped
+(server.py, default limits), with ``--server granian`` under granian (one worker, the threads of
+bench/granian_dispatcher.py): a server's *floor*, the most of the ceiling any application behind
+that server can reach.
+
+    .venv/bin/python bench/ceiling.py --port 8099 [--threads 16] [--server cheroot]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
+import sys
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from cheroot import wsgi
@@ -34,20 +42,56 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
     return [ANSWER]
 
 
+def serve_cheroot(host: str, port: int, threads: int) -> None:
+    """Bare cheroot, the yardstick."""
+    server = wsgi.Server((host, port), app, numthreads=threads)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as on Ctrl-C
+    try:
+        server.start()
+    except KeyboardInterrupt:
+        server.stop()
+
+
+def serve_waitress(host: str, port: int, threads: int) -> None:
+    """The dispatcher's waitress (server.py) with its default limits; SIGTERM ends the process."""
+    from dataclasses import replace
+
+    from pacifica.dispatcher_proxymod.server import WaitressServer
+    from pacifica.dispatcher_proxymod.settings import HttpSettings, Settings
+
+    http = replace(HttpSettings(), threads=threads)
+    WaitressServer(app, host, port, http, Settings().max_body_bytes).start()
+
+
+def serve_granian(host: str, port: int, threads: int) -> None:
+    """granian, as bench/granian_dispatcher.py runs it (one worker process)."""
+    from granian import Granian
+
+    here = str(Path(__file__).resolve().parent)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
+    sys.path.insert(0, here)
+    Granian(
+        "ceiling:app",
+        address=host,
+        port=port,
+        interface="wsgi",
+        workers=1,
+        blocking_threads=threads,
+    ).serve()
+
+
+SERVE = {"cheroot": serve_cheroot, "waitress": serve_waitress, "granian": serve_granian}
+
+
 def main() -> None:
     """Serve until SIGTERM or SIGINT."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--server", choices=sorted(SERVE), default="cheroot")
     args = parser.parse_args()
-    server = wsgi.Server((args.host, args.port), app, numthreads=args.threads)
-
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as on Ctrl-C
-    try:
-        server.start()
-    except KeyboardInterrupt:
-        server.stop()
+    SERVE[args.server](args.host, args.port, args.threads)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,9 @@ One run measures, all targets started at once and measured in turn, ``--rounds``
 (A B C ... A B C ..., figures are medians over the rounds, ratios per round):
 
 * ``ceiling``: bench/ceiling.py, bare cheroot with the dispatcher's thread count, body read, 202;
+* with ``--floors``, ``floor/<server>``: the same bare app under each of ``--servers`` but
+  cheroot (waitress as server.py configures it; granian as bench/granian_dispatcher.py runs it),
+  the most of the ceiling any application behind that server can reach;
 * ``<setup>/<server>``: the dispatcher web process on each setup (``sqlite-fs``: SQLite + the
   filesystem broker; ``pg-redis``: PostgreSQL dispatcher_bench + Redis db 5; ``pg-rabbitmq``:
   + RabbitMQ vhost dispatcher_bench) under each embedded server (``waitress``, the console
@@ -26,7 +29,7 @@ benchmark exits 1. Under the slow load, cheroot is expected to starve (its threa
 slow connections): its errors are reported, not failed.
 
     .venv/bin/python bench/receive.py [--quick] [--rounds 3] [--seconds 5] [--setups ...]
-        [--servers waitress,cheroot] [--slow-setups ...] [--before PYTHON] [--profile]
+        [--servers waitress,cheroot] [--floors] [--slow-setups ...] [--before PYTHON] [--profile]
         [--json FILE] [--keep]
 """
 
@@ -78,6 +81,8 @@ CONNECTIONS = (8, 64)
 PROFILE_SECONDS = 12.0
 SLOW_CONNECTIONS = 8
 CEILING = "ceiling"
+#: The floor's threads where a server's are not the dispatcher's (bench/granian_dispatcher.py).
+FLOOR_THREADS = {"granian": 8}
 #: Large-body requests per connection in the memory part, and its connections.
 LARGE_REQUESTS, LARGE_CONNECTIONS = 3, 16
 
@@ -261,6 +266,9 @@ def parse_args() -> argparse.Namespace:
         default=",".join(SERVERS),
         help="waitress,cheroot (granian too, once installed)",
     )
+    parser.add_argument(
+        "--floors", action="store_true", help="the bare app under each server too: floor/<server>"
+    )
     parser.add_argument("--slow-setups", default=None, help="setups with the slow load too")
     parser.add_argument("--memory-rounds", type=int, default=None, help="0: no memory part")
     parser.add_argument("--before", default="", help="another install's python: @before targets")
@@ -308,6 +316,12 @@ def installs_of(args: argparse.Namespace) -> list[tuple[str, str]]:
 def start_targets(args: argparse.Namespace, work: Path) -> list[Target]:
     """The ceiling and every dispatcher target, started and warmed up."""
     targets = [Target(CEILING, start_ceiling(work))]
+    if args.floors:
+        for server in args.servers.split(","):
+            if server != "cheroot":  # under cheroot the bare app is the ceiling
+                threads = FLOOR_THREADS.get(server, Settings().http.threads)
+                floor = start_ceiling(work, threads, server)
+                targets.append(Target(floor.name, floor, server=server))
     installs = installs_of(args)
     for setup_name in args.setups.split(","):
         state = work / setup_name
@@ -361,6 +375,7 @@ def main() -> int:
                             and connections == CONNECTIONS[0]
                             and not slow
                             and target.server == "waitress"
+                            and target.setup is not None
                         ):
                             profile = work / f"profile-{target.name.replace('/', '-')}.txt"
                             profiles[target.name] = profile

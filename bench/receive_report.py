@@ -56,7 +56,7 @@ def print_run(run: Any) -> None:
         f"err {wrk.errors}  cpu web/db/broker {_ms(cpu['web'])}/{_ms(cpu['db'])}/"
         f"{_ms(cpu['broker'])} ms"
     )
-    if run.target != CEILING:
+    if run.target != CEILING and not run.target.startswith("floor/"):
         line += f"  msgs {run.messages}" + (f" (dup {run.duplicates})" if run.duplicates else "")
         line += "  checked" if not run.problems else f"  PROBLEMS {run.problems}"
     if run.load == "slow":

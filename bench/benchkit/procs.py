@@ -144,11 +144,13 @@ def start_web(
     return service
 
 
-def start_ceiling(log_dir: Path, threads: int = 16) -> Service:
-    """The bare cheroot app (``bench/ceiling.py``) with as many threads as the dispatcher."""
+def start_ceiling(log_dir: Path, threads: int = 16, server: str = "cheroot") -> Service:
+    """The bare app (``bench/ceiling.py``) with as many threads as the dispatcher: under
+    cheroot the ceiling; under ``server`` (waitress, granian) that server's floor."""
     port = free_port()
     command = [PYTHON, str(BENCH / "ceiling.py"), "--port", str(port), "--threads", str(threads)]
-    service = start("ceiling", command, dict(os.environ), log_dir)
+    name = "ceiling" if server == "cheroot" else f"floor/{server}"
+    service = start(name, [*command, "--server", server], dict(os.environ), log_dir)
     service.url = f"http://127.0.0.1:{port}"
     wait_http(service, "/")
     return service
