@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -335,3 +336,45 @@ def test_bad_framing_gets_a_json_4xx_and_the_server_goes_on(
     assert answered == status, document
     assert document["status"] == status and "application/json" in headers
     assert requests.get(server.url + "/health", timeout=10).status_code == 200
+
+
+def test_the_loop_waits_while_a_task_holds_the_output_lock() -> None:
+    """A task thread that holds its connection's output lock with output waiting (as
+    ``write_soon`` does between appending and sending, when its thread loses the GIL) must not
+    make the server's loop spin: waitress's own ``writable()`` asked to write then, so every
+    ``poll()`` returned at once and the loop could not send anyway."""
+    from waitress import wasyncore
+    from waitress.adjustments import Adjustments
+
+    from pacifica.dispatcher_proxymod.server import GuardedChannel
+
+    ours, theirs = socket.socketpair()
+    connections: dict[int, Any] = {}
+    server = SimpleNamespace(active_channels={})  # all a channel asks of its server here
+    channel = GuardedChannel(server, ours, ("127.0.0.1", 0), Adjustments(), map=connections)
+    channel.requests.append(object())  # a task runs
+    channel.total_outbufs_len = 1  # and has appended output it has not sent yet
+    assert channel.writable(), "with the lock free the loop sends it"
+    holding, done = threading.Event(), threading.Event()
+
+    def task() -> None:
+        with channel.outbuf_lock:
+            holding.set()
+            done.wait(timeout=30)
+
+    thread = threading.Thread(target=task)
+    thread.start()
+    try:
+        holding.wait(timeout=30)
+        assert not channel.writable()
+        started = time.monotonic()
+        wasyncore.loop(timeout=0.2, map=connections, use_poll=True, count=5)
+        # five passes that wait for an event (about 1 s), not five that return at once
+        assert time.monotonic() - started >= 0.8
+    finally:
+        done.set()
+        thread.join(timeout=30)
+        channel.del_channel()
+        ours.close()
+        theirs.close()
+    assert channel.writable()

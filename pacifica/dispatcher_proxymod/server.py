@@ -121,6 +121,23 @@ class GuardedChannel(HTTPChannel):
         )
         return bool(partial or self.requests or self.total_outbufs_len)
 
+    def writable(self) -> bool:
+        """As waitress's, except while a running task holds the output lock.
+
+        Then the loop cannot send (its flush does not wait for that lock), so a socket ready
+        for writing would make every ``poll()`` return at once, each pass asking every
+        connection ``readable()`` and ``writable()``, until the task's thread gets the GIL
+        back: at 64 connections, hundreds of passes per request and half the process's CPU
+        (bench/README). The task pulls the loop's trigger again when it ends, and the answer
+        goes out then.
+        """
+        if self.requests and self.total_outbufs_len:
+            lock: Any = self.outbuf_lock
+            if not lock.acquire(False):
+                return False
+            lock.release()
+        return bool(super().writable())
+
 
 class GuardedServer(TcpWSGIServer):
     """A waitress TCP server whose housekeeping also ends requests past their deadline."""
