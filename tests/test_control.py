@@ -47,7 +47,7 @@ class Service:
 def service(open_store: Settings, data_copy: Path, tmp_path: Path) -> Iterator[Service]:
     """The web app over real HTTP on a private copy of the data; the worker is the test's."""
     settings = dataclasses.replace(open_store, data_dir=data_copy)
-    with serving(create_app(settings, create_celery_app(settings))) as url:
+    with serving(create_app(settings)) as url:
         running = Service(url, settings, tmp_path / "worker.log")
         try:
             yield running

@@ -23,7 +23,6 @@ from httpserver import serving
 from workers import worker_command
 
 from pacifica.dispatcher_proxymod import store
-from pacifica.dispatcher_proxymod.queue import create_celery_app
 from pacifica.dispatcher_proxymod.settings import Settings, environment_for
 from pacifica.dispatcher_proxymod.web import create_app
 
@@ -74,7 +73,7 @@ def service(open_store: Settings, tmp_path: Path) -> Iterator[tuple[str, Setting
     log = tmp_path / "worker.log"
     worker = start_worker(open_store, log)
     try:
-        with serving(create_app(open_store, create_celery_app(open_store))) as url:
+        with serving(create_app(open_store)) as url:
             yield url, open_store, log
     finally:
         stop_worker(worker)

@@ -14,7 +14,6 @@ from httpserver import serving
 from test_e2e import start_worker, stop_worker, wait_final
 
 from pacifica.dispatcher_proxymod import logconfig
-from pacifica.dispatcher_proxymod.queue import create_celery_app
 from pacifica.dispatcher_proxymod.settings import Settings
 from pacifica.dispatcher_proxymod.web import create_app
 
@@ -80,7 +79,7 @@ def test_worker_writes_json_lines_about_a_failed_task(
     log_path = tmp_path / "worker.log"
     worker = start_worker(settings, log_path)
     try:
-        with serving(create_app(settings, create_celery_app(settings))) as url:
+        with serving(create_app(settings)) as url:
             answer = requests.post(f"{url}/receive", json=failing, timeout=30)
             task_id = answer.json()["taskID"]
             assert wait_final(url, task_id) == "500 Internal Server Error"

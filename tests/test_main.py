@@ -115,14 +115,13 @@ def test_the_web_process_does_not_load_what_only_workers_and_commands_use(tmp_pa
         import cherrypy
         from pacifica.dispatcher_proxymod.__main__ import main
         from pacifica.dispatcher_proxymod.cli import build_parser
-        from pacifica.dispatcher_proxymod.queue import create_celery_app
         from pacifica.dispatcher_proxymod.server import mount
         from pacifica.dispatcher_proxymod.settings import load_settings
         from pacifica.dispatcher_proxymod.web import create_app
 
         build_parser()
         settings = load_settings()
-        app = create_app(settings, create_celery_app(settings))
+        app = create_app(settings)
         mount(cherrypy.tree, "127.0.0.1", 0, settings.http, settings.max_body_bytes)
         app.close()
         loaded = {{name.split(".")[0] for name in sys.modules}}

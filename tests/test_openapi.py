@@ -21,7 +21,6 @@ from httpserver import serving
 from hypothesis import HealthCheck, settings
 
 from pacifica.dispatcher_proxymod import openapi
-from pacifica.dispatcher_proxymod.queue import create_celery_app
 from pacifica.dispatcher_proxymod.settings import Settings
 from pacifica.dispatcher_proxymod.web import create_app
 
@@ -32,7 +31,7 @@ MAX_EXAMPLES = 60
 @pytest.fixture
 def live_url(open_store: Settings, example_event: dict[str, Any]) -> Iterator[str]:
     """The service over real HTTP, holding one real task so lookups can find something."""
-    with serving(create_app(open_store, create_celery_app(open_store))) as url:
+    with serving(create_app(open_store)) as url:
         answer = requests.post(f"{url}/receive", json=example_event, timeout=30)
         assert answer.status_code == 202, answer.text
         yield url

@@ -19,7 +19,6 @@ from httpserver import serving
 from test_server import exchange, start_server, stop_server
 
 from pacifica.dispatcher_proxymod import store
-from pacifica.dispatcher_proxymod.queue import create_celery_app
 from pacifica.dispatcher_proxymod.quiet import MASK, QuietFilter, secrets_of
 from pacifica.dispatcher_proxymod.settings import Settings
 from pacifica.dispatcher_proxymod.web import create_app
@@ -110,7 +109,7 @@ def test_an_unexpected_500_is_json_and_logs_no_header(
 
     monkeypatch.setattr(store, "get_task", broken)
     caplog.set_level(logging.DEBUG)
-    with serving(create_app(secured, create_celery_app(secured))) as url:
+    with serving(create_app(secured)) as url:
         answer = requests.get(
             url + f"/get/{uuid.uuid4()}",
             headers={"Authorization": f"Bearer {TOKEN_MARK}"},

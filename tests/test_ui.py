@@ -15,7 +15,6 @@ from httpserver import serving
 from pacifica.dispatcher_proxymod import store
 from pacifica.dispatcher_proxymod.charts import Chart, make_series
 from pacifica.dispatcher_proxymod.events import parse_http
-from pacifica.dispatcher_proxymod.queue import create_celery_app
 from pacifica.dispatcher_proxymod.settings import Settings
 from pacifica.dispatcher_proxymod.states import TaskStatus
 from pacifica.dispatcher_proxymod.store import Outcome
@@ -38,7 +37,7 @@ def _finish(task: store.Task, outcome: Outcome) -> None:
 
 @pytest.fixture
 def served(open_store: Settings) -> Iterator[tuple[str, Settings]]:
-    with serving(create_app(open_store, create_celery_app(open_store))) as url:
+    with serving(create_app(open_store)) as url:
         yield url, open_store
 
 
@@ -191,7 +190,7 @@ def test_with_auth_the_dashboard_asks_for_credentials(
     open_store: Settings, example_event: dict[str, Any]
 ) -> None:
     settings = open_store.with_changes(auth="basic", auth_username="u", auth_password="s3cret-pw")
-    with serving(create_app(settings, create_celery_app(settings))) as url:
+    with serving(create_app(settings)) as url:
         for path in ("/ui/", "/ui/task/00000000-0000-0000-0000-000000000000"):
             answer = requests.get(f"{url}{path}", timeout=10)
             assert answer.status_code == 401
@@ -203,7 +202,7 @@ def test_with_auth_the_dashboard_asks_for_credentials(
 
 def test_the_dashboard_can_be_turned_off(open_store: Settings) -> None:
     settings = open_store.with_changes(ui=False)
-    with serving(create_app(settings, create_celery_app(settings))) as url:
+    with serving(create_app(settings)) as url:
         assert requests.get(f"{url}/ui/", timeout=10).status_code == 404
         assert requests.get(f"{url}/", timeout=10).status_code == 200
 
@@ -237,7 +236,7 @@ def test_the_list_filters_like_get_slash_and_pages(
     for name in ("alpha-1", "alpha-2", "alpha-3"):
         _finish(_record(example_event, name), Outcome(TaskStatus.OK))
     _finish(_record(example_event, "beta"), Outcome(TaskStatus.FAILED, error_message="boom"))
-    with serving(create_app(settings, create_celery_app(settings))) as url:
+    with serving(create_app(settings)) as url:
         html = requests.get(f"{url}/ui/?state=failed", timeout=10).text
         assert html.count('<tr class="run">') == 1 and ">beta</a>" in html
         assert 'value="failed" checked' in html

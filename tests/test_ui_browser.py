@@ -23,7 +23,6 @@ import requests
 from httpserver import serving
 from test_e2e import start_worker, stop_worker, wait_final
 
-from pacifica.dispatcher_proxymod.queue import create_celery_app
 from pacifica.dispatcher_proxymod.settings import Settings
 from pacifica.dispatcher_proxymod.web import create_app
 
@@ -116,7 +115,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     )
     worker = start_worker(settings, tmp / "worker.log")
     try:
-        with serving(create_app(settings, create_celery_app(settings))) as url:
+        with serving(create_app(settings)) as url:
             ids = {}
             for name, event in (("example", example), ("broken", broken), ("hostile", hostile)):
                 answer = requests.post(f"{url}/receive", json=event, timeout=30)

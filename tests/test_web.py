@@ -15,14 +15,13 @@ from httpserver import serving
 from peers import SilentPeer
 
 from pacifica.dispatcher_proxymod import store
-from pacifica.dispatcher_proxymod.queue import create_celery_app
 from pacifica.dispatcher_proxymod.settings import Settings
 from pacifica.dispatcher_proxymod.web import create_app
 
 
 @pytest.fixture
 def base_url(open_store: Settings) -> Iterator[str]:
-    app = create_app(open_store, create_celery_app(open_store))
+    app = create_app(open_store)
     with serving(app) as url:
         yield url
 
@@ -153,7 +152,7 @@ def test_cloudevents_1_0_structured_and_binary(
 
 def test_body_over_the_limit_gets_413(open_store: Settings) -> None:
     small = open_store.with_changes(max_body_bytes=2048)
-    with serving(create_app(small, create_celery_app(small))) as url:
+    with serving(create_app(small)) as url:
         answer = _post(url, b"{" + b" " * 4096 + b"}")
         assert answer.status_code == 413
         assert answer.json()["error"] == "PayloadTooLarge"
@@ -196,7 +195,7 @@ def test_health_reports_database_and_broker(base_url: str) -> None:
 
 def test_health_is_503_when_the_broker_is_down(open_store: Settings) -> None:
     down = open_store.with_changes(broker_url="redis://127.0.0.1:1/0")
-    with serving(create_app(down, create_celery_app(down))) as url:
+    with serving(create_app(down)) as url:
         answer = requests.get(f"{url}/health", timeout=60)
     assert answer.status_code == 503
     assert answer.json()["database"] == "ok"
@@ -207,7 +206,7 @@ def test_event_is_kept_when_the_broker_is_down(
     open_store: Settings, example_event: dict[str, Any]
 ) -> None:
     down = open_store.with_changes(broker_url="redis://127.0.0.1:1/0")
-    with serving(create_app(down, create_celery_app(down, down.publish_timeout_seconds))) as url:
+    with serving(create_app(down)) as url:
         answer = _post(url, example_event)
         metrics = requests.get(f"{url}/metrics", timeout=30).text
     assert 'pacifica_dispatcher_messages_total{outcome="left_to_recovery"} 1.0' in metrics
@@ -226,7 +225,7 @@ def test_a_hanging_broker_delays_an_answer_by_the_publish_timeout_only(
     listener = SilentPeer()
     try:
         hanging = open_store.with_changes(broker_url=f"redis://127.0.0.1:{listener.port}/0")
-        app = create_app(hanging, create_celery_app(hanging, hanging.publish_timeout_seconds))
+        app = create_app(hanging)
         with serving(app) as url:
             took = []
             for number in range(2):
@@ -253,7 +252,7 @@ def test_authentication(open_store: Settings, example_event: dict[str, Any], mod
         if mode == "basic"
         else {"headers": {"Content-Type": "application/json", "Authorization": "Bearer t0ken"}}
     )
-    with serving(create_app(secured, create_celery_app(secured))) as url:
+    with serving(create_app(secured)) as url:
         assert _post(url, example_event).status_code == 401
         wrong = _post(url, example_event, auth=("notifier", "nope"))
         assert wrong.status_code == 401 and "WWW-Authenticate" in wrong.headers

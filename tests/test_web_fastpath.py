@@ -25,7 +25,6 @@ from test_web import _queued
 
 from pacifica.dispatcher_proxymod import store
 from pacifica.dispatcher_proxymod.events import Event, parse_http
-from pacifica.dispatcher_proxymod.queue import create_celery_app
 from pacifica.dispatcher_proxymod.settings import Settings
 from pacifica.dispatcher_proxymod.web import create_app
 from pacifica.dispatcher_proxymod.web.fastpath import FastPathApplication, read_body
@@ -35,7 +34,7 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 
 @pytest.fixture
 def app(open_store: Settings) -> FastPathApplication:
-    return create_app(open_store, create_celery_app(open_store))
+    return create_app(open_store)
 
 
 @pytest.fixture
@@ -188,7 +187,7 @@ def test_binary_mode_headers_reach_the_parser(url: str, example_event: dict[str,
 
 def test_limits_411_and_413(open_store: Settings, example_event: dict[str, Any]) -> None:
     small = open_store.with_changes(max_body_bytes=2048)
-    with serving(create_app(small, create_celery_app(small))) as base:
+    with serving(create_app(small)) as base:
         over = _post(base, b"{" + b" " * 4096 + b"}")
         assert over.status_code == 413
         # (waitress answers it before the application sees the request)
@@ -216,7 +215,7 @@ def test_a_body_without_a_length_is_bounded_as_it_is_read(
 ) -> None:
     """Under a WSGI server that passes a chunked body through (no CONTENT_LENGTH)."""
     small = open_store.with_changes(max_body_bytes=4096)
-    app = create_app(small, create_celery_app(small))
+    app = create_app(small)
     status, _, body = _call(
         app, _environ(b"{" + b" " * 200_000 + b"}", HTTP_TRANSFER_ENCODING="chunked")
     )
@@ -238,7 +237,7 @@ def test_credentials(open_store: Settings, example_event: dict[str, Any], mode: 
         if mode == "basic"
         else {"headers": {**JSON_HEADERS, "Authorization": "Bearer t0ken"}}
     )
-    with serving(create_app(secured, create_celery_app(secured))) as base:
+    with serving(create_app(secured)) as base:
         for bad in ({}, {"auth": ("notifier", "nope")}, {"headers": {"Authorization": "Bearer x"}}):
             refused = _post(base, example_event, **bad)
             assert refused.status_code == 401
@@ -342,7 +341,7 @@ def test_large_bodies_at_the_limit_at_once(
         events.append(json.dumps(event).encode())
     assert all(len(body) == limit for body in events)
     with (
-        serving(create_app(roomy, create_celery_app(roomy))) as base,
+        serving(create_app(roomy)) as base,
         ThreadPoolExecutor(16) as pool,
     ):
         answers = list(pool.map(lambda body: _post(base, body), events))
@@ -377,7 +376,7 @@ def test_a_writer_that_cannot_commit_in_time_gets_503_and_the_retry_200(
         store.close_database()
         done.set()
 
-    with serving(create_app(hasty, create_celery_app(hasty))) as base:
+    with serving(create_app(hasty)) as base:
         holder = threading.Thread(target=hold, daemon=True)
         holder.start()
         assert locked.wait(30)

@@ -13,7 +13,6 @@ from httpserver import serving
 from test_e2e import start_worker, stop_worker, wait_final
 
 from pacifica.dispatcher_proxymod import cli
-from pacifica.dispatcher_proxymod.queue import create_celery_app
 from pacifica.dispatcher_proxymod.settings import Settings, environment_for
 from pacifica.dispatcher_proxymod.web import create_app
 
@@ -31,7 +30,7 @@ def test_each_models_logs_over_http_and_the_command_line(
     failing = edited_event(example_event, values={"proxymod.config_2.PROJECT.failure": "1"})
     worker = start_worker(settings, tmp_path / "worker.log")
     try:
-        with serving(create_app(settings, create_celery_app(settings))) as url:
+        with serving(create_app(settings)) as url:
             task_id = requests.post(f"{url}/receive", json=failing, timeout=30).json()["taskID"]
             assert wait_final(url, task_id) == "500 Internal Server Error"
             result = Path(
@@ -86,7 +85,7 @@ def test_each_models_logs_over_http_and_the_command_line(
 
 def test_logs_need_the_credentials_reads_need(open_store: Settings) -> None:
     settings = open_store.with_changes(auth="bearer", auth_token="t0ken")
-    with serving(create_app(settings, create_celery_app(settings))) as url:
+    with serving(create_app(settings)) as url:
         missing = str(uuid.uuid4())
         denied = requests.get(f"{url}/logs/{missing}", timeout=10)
         allowed = requests.get(

@@ -13,7 +13,6 @@ from httpserver import serving
 from prometheus_client.parser import text_string_to_metric_families
 from test_e2e import start_worker, stop_worker, wait_final
 
-from pacifica.dispatcher_proxymod.queue import create_celery_app
 from pacifica.dispatcher_proxymod.settings import Settings
 from pacifica.dispatcher_proxymod.states import state_of
 from pacifica.dispatcher_proxymod.web import create_app
@@ -41,7 +40,7 @@ def test_metrics_equal_what_the_api_lists(
     ]
     worker = start_worker(open_store, tmp_path / "worker.log")
     try:
-        with serving(create_app(open_store, create_celery_app(open_store))) as url:
+        with serving(create_app(open_store)) as url:
             empty = _samples(requests.get(f"{url}/metrics", timeout=10).text)
             ids = [
                 requests.post(f"{url}/receive", json=e, timeout=30).json()["taskID"] for e in events

@@ -10,14 +10,13 @@ import pytest
 import requests
 from httpserver import serving
 
-from pacifica.dispatcher_proxymod.queue import create_celery_app
 from pacifica.dispatcher_proxymod.settings import Settings
 from pacifica.dispatcher_proxymod.web import create_app
 
 
 @pytest.fixture
 def base_url(open_store: Settings) -> Iterator[str]:
-    with serving(create_app(open_store, create_celery_app(open_store))) as url:
+    with serving(create_app(open_store)) as url:
         yield url
 
 

@@ -28,7 +28,7 @@ celery_app = create_celery_app()
 def _build_application() -> cherrypy.Application:
     settings = load_settings()
     configure_logging(settings)
-    app = create_app(settings, create_celery_app(settings, settings.publish_timeout_seconds))
+    app = create_app(settings)
     # the intake finishes its work (writes and publishes what it holds) when the engine stops
     cherrypy.engine.subscribe("stop", app.close, priority=STOP_AFTER_SERVER)
     return app

@@ -167,11 +167,10 @@ def serve(settings: Settings, host: str, port: int, cp_config: str | None = None
 def mount_application(settings: Settings, cp_config: str | None = None) -> FastPathApplication:
     """Build the web application and mount it on CherryPy's tree as the web command runs it
     (no HTTP server yet); the engine's ``stop`` closes it after the server stopped."""
-    from .queue import create_celery_app
     from .web import create_app
 
     limit_heap_growth()
-    app = create_app(settings, create_celery_app(settings, settings.publish_timeout_seconds))
+    app = create_app(settings)
     cherrypy.config.update(
         {
             "engine.autoreload.on": False,

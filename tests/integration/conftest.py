@@ -38,7 +38,6 @@ import requests
 from pacifica_stack_finder import find_stack
 
 from pacifica.dispatcher_proxymod import store
-from pacifica.dispatcher_proxymod.queue import create_celery_app
 from pacifica.dispatcher_proxymod.settings import Settings, load_settings
 from pacifica.dispatcher_proxymod.subscribe import NotificationsClient, find_one, unsubscribe
 from pacifica.dispatcher_proxymod.web import create_app
@@ -580,7 +579,7 @@ def service(stack: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> 
         stack["notifications_url"], stack["network_id"], stack["notifications_user_header"]
     )
     try:
-        with serving(create_app(settings, create_celery_app(settings))) as url:
+        with serving(create_app(settings)) as url:
             running = Service(url, settings, env, log, marker, name, stack, cartd, ingest, workdir)
             done = running.subscribe_command(
                 f"--target-url={url}/receive", f"--require={RUN_KEY}={marker}"

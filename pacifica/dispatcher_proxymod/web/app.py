@@ -17,6 +17,7 @@ from celery import Celery
 from .. import store
 from ..proxymod.routing import subscription_expression
 from ..publisher import CommitPublisher
+from ..queue import create_celery_app
 from ..settings import Settings
 from .control import TaskControl
 from .errors import JsonErrorsRequest, json_error_page
@@ -84,11 +85,14 @@ def app_config(settings: Settings, api: Api | None = None) -> dict[str, dict[str
     }
 
 
-def create_app(settings: Settings, celery_app: Celery) -> FastPathApplication:
+def create_app(settings: Settings, celery_app: Celery | None = None) -> FastPathApplication:
     """The WSGI application (a CherryPy application with ``POST /receive`` served in front of
-    it); opens the task store (and creates its table) first."""
+    it); opens the task store (and creates its table) first. ``celery_app``: the web's own by
+    default, whose broker calls end after ``DISPATCHER_PUBLISH_TIMEOUT_SECONDS``."""
     subscription_expression(settings)  # a bad DISPATCHER_ACCEPTED_SOURCES fails now, not later
     store.open_database(settings)
+    if celery_app is None:
+        celery_app = create_celery_app(settings, settings.publish_timeout_seconds)
     api = Api(settings, celery_app)
     app = FastPathApplication(api, "", app_config(settings, api))
     app.request_class = JsonErrorsRequest
