@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 
-def drain_task_ids(app: Any) -> list[str]:
-    """Take every message off ``app``'s queue and acknowledge it; the task ids they carry."""
-    ids = []
+def drain_messages(app: Any) -> list[Any]:
+    """Take every message off ``app``'s queue and acknowledge it; the messages, in order."""
+    messages = []
     with app.connection_for_read() as connection:
         queue = connection.SimpleQueue(app.conf.task_default_queue)
         try:
@@ -16,8 +16,13 @@ def drain_task_ids(app: Any) -> list[str]:
                     message = queue.get(timeout=1)
                 except queue.Empty:
                     break
-                ids.append(message.headers["id"])
                 message.ack()
+                messages.append(message)
         finally:
             queue.close()
-    return ids
+    return messages
+
+
+def drain_task_ids(app: Any) -> list[str]:
+    """Take every message off ``app``'s queue; the task ids they carry."""
+    return [message.headers["id"] for message in drain_messages(app)]

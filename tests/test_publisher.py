@@ -18,7 +18,7 @@ import pytest
 import redis.connection
 from conftest import broker_url
 from peers import SilentPeer
-from queued import drain_task_ids
+from queued import drain_messages, drain_task_ids
 from test_e2e import start_worker, stop_worker
 from test_queue import _record
 
@@ -184,24 +184,6 @@ def test_a_batch_waits_for_no_amqp_frame(
     assert len(drain_task_ids(app)) == 51
 
 
-def _messages(app: Any) -> list[Any]:
-    """Every message on our queue (acknowledged)."""
-    messages = []
-    with app.connection_for_read() as connection:
-        simple = connection.SimpleQueue(app.conf.task_default_queue)
-        try:
-            while True:
-                try:
-                    message = simple.get(timeout=1)
-                except simple.Empty:
-                    break
-                message.ack()
-                messages.append(message)
-        finally:
-            simple.close()
-    return messages
-
-
 def test_a_batch_sends_the_message_celery_sends(
     open_store: Settings, example_event: dict[str, Any]
 ) -> None:
@@ -212,7 +194,7 @@ def test_a_batch_sends_the_message_celery_sends(
     task_id = _record(example_event, "same")
     app.send_task(queue.TASK_NAME, args=[task_id], task_id=task_id)
     assert publish_many(app, [task_id, task_id])
-    plain, *batched = _messages(app)
+    plain, *batched = drain_messages(app)
     assert len(batched) == 2
 
     def comparable(message: Any) -> tuple[Any, ...]:

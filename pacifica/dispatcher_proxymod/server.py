@@ -127,7 +127,7 @@ class GuardedChannel(HTTPChannel):
         Then the loop cannot send (its flush does not wait for that lock), so a socket ready
         for writing would make every ``poll()`` return at once, each pass asking every
         connection ``readable()`` and ``writable()``, until the task's thread gets the GIL
-        back: at 64 connections, hundreds of passes per request and half the process's CPU
+        back: at 64 connections, a hundred passes and more per request, half the web's CPU
         (bench/README). The task pulls the loop's trigger again when it ends, and the answer
         goes out then.
         """
