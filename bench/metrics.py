@@ -37,7 +37,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 from httpserver import serving  # noqa: E402
 
 from pacifica.dispatcher_proxymod import store  # noqa: E402
-from pacifica.dispatcher_proxymod.queue import create_celery_app  # noqa: E402
 from pacifica.dispatcher_proxymod.settings import Settings  # noqa: E402
 from pacifica.dispatcher_proxymod.states import TaskStatus  # noqa: E402
 from pacifica.dispatcher_proxymod.store import tallies  # noqa: E402
@@ -142,7 +141,7 @@ def _median_ms(samples: list[float]) -> str:
 def scrape(settings: Settings, scrapes: int) -> list[float]:
     """Time ``scrapes`` GETs of /metrics over HTTP (after one warm-up)."""
     times = []
-    with serving(create_app(settings, create_celery_app(settings))) as url, requests.Session() as s:
+    with serving(create_app(settings)) as url, requests.Session() as s:
         s.get(f"{url}/metrics", timeout=60).raise_for_status()
         for _ in range(scrapes):
             started = time.perf_counter()

@@ -315,7 +315,7 @@ def installs_of(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 def start_targets(args: argparse.Namespace, work: Path) -> list[Target]:
     """The ceiling and every dispatcher target, started and warmed up."""
-    targets = [Target(CEILING, start_ceiling(work))]
+    targets = [Target(CEILING, start_ceiling(work, Settings().http.threads))]
     if args.floors:
         for server in args.servers.split(","):
             if server != "cheroot":  # under cheroot the bare app is the ceiling

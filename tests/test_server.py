@@ -353,7 +353,8 @@ def test_the_loop_waits_while_a_task_holds_the_output_lock() -> None:
     server = SimpleNamespace(active_channels={})  # all a channel asks of its server here
     channel = GuardedChannel(server, ours, ("127.0.0.1", 0), Adjustments(), map=connections)
     channel.requests.append(object())  # a task runs
-    channel.total_outbufs_len = 1  # and has appended output it has not sent yet
+    channel.outbufs[-1].append(b"x")  # and has appended output it has not sent yet
+    channel.total_outbufs_len = 1
     assert channel.writable(), "with the lock free the loop sends it"
     holding, done = threading.Event(), threading.Event()
 
@@ -371,10 +372,19 @@ def test_the_loop_waits_while_a_task_holds_the_output_lock() -> None:
         wasyncore.loop(timeout=0.2, map=connections, use_poll=True, count=5)
         # five passes that wait for an event (about 1 s), not five that return at once
         assert time.monotonic() - started >= 0.8
+        # past the high watermark the task waits for the loop to drain it: asked as waitress asks
+        channel.total_outbufs_len = channel.adj.outbuf_high_watermark + 1
+        assert channel.writable()
+        channel.total_outbufs_len = 1
     finally:
         done.set()
         thread.join(timeout=30)
+    try:
+        assert channel.writable()
+        wasyncore.loop(timeout=5, map=connections, use_poll=True, count=1)
+        theirs.settimeout(10)
+        assert theirs.recv(16) == b"x", "once the lock is free the loop sends what waited"
+    finally:
         channel.del_channel()
         ours.close()
         theirs.close()
-    assert channel.writable()

@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 IDENT = "pacifica-dispatcher"
 
 
+#: The longest the server's loop sleeps between passes (then it checks for a stop, and every
+#: connection's wants, again).
+LOOP_SECONDS = 0.5
+
 #: Bytes of a request body kept in memory while it arrives; the rest goes to a temporary file.
 INBUF_OVERFLOW = 64 * 1024
 
@@ -128,10 +132,12 @@ class GuardedChannel(HTTPChannel):
         for writing would make every ``poll()`` return at once, each pass asking every
         connection ``readable()`` and ``writable()``, until the task's thread gets the GIL
         back: at 64 connections, a hundred passes and more per request, half the web's CPU
-        (bench/README). The task pulls the loop's trigger again when it ends, and the answer
-        goes out then.
+        (bench/README). The task sends its own output as it writes it and pulls the loop's
+        trigger when it ends; what a full socket left behind meanwhile waits for that, or for
+        the loop's next pass (``LOOP_SECONDS``). Past waitress's high watermark a task waits
+        for the loop to drain its output: then the loop asks as waitress does.
         """
-        if self.requests and self.total_outbufs_len:
+        if self.requests and 0 < self.total_outbufs_len <= self.adj.outbuf_high_watermark:
             lock: Any = self.outbuf_lock
             if not lock.acquire(False):
                 return False
@@ -229,7 +235,7 @@ class WaitressServer:
         try:
             sockets: dict[int, Any] = server._map  # type: ignore[attr-defined]
             while sockets:
-                wasyncore.loop(timeout=0.5, map=sockets, use_poll=True, count=1)
+                wasyncore.loop(timeout=LOOP_SECONDS, map=sockets, use_poll=True, count=1)
                 if self._stopped.is_set():
                     self._drain(server)
         finally:
