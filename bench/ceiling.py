@@ -14,11 +14,8 @@ that server can reach.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
-import sys
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 from cheroot import wsgi
@@ -64,20 +61,10 @@ def serve_waitress(host: str, port: int, threads: int) -> None:
 
 
 def serve_granian(host: str, port: int, threads: int) -> None:
-    """granian, as bench/granian_dispatcher.py runs it (one worker process)."""
-    from granian import Granian
+    """granian, as bench/granian_dispatcher.py runs the dispatcher (one worker process)."""
+    from granian_dispatcher import serve
 
-    here = str(Path(__file__).resolve().parent)
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
-    sys.path.insert(0, here)
-    Granian(
-        "ceiling:app",
-        address=host,
-        port=port,
-        interface="wsgi",
-        workers=1,
-        blocking_threads=threads,
-    ).serve()
+    serve("ceiling:app", host, port, threads)
 
 
 SERVE = {"cheroot": serve_cheroot, "waitress": serve_waitress, "granian": serve_granian}

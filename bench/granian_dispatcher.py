@@ -37,27 +37,33 @@ def build() -> Any:
     return cherrypy.tree
 
 
-def main() -> int:
-    """Serve :func:`build`'s application with granian on ``--host``/``--port``."""
+def serve(target: str, host: str, port: int, threads: int, factory: bool = False) -> None:
+    """Serve the WSGI callable ``target`` (``module:name`` in bench/) with granian: one worker
+    process, ``threads`` Python threads (``factory``: ``target`` builds the application)."""
     from granian import Granian
 
+    here = str(Path(__file__).resolve().parent)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
+    sys.path.insert(0, here)
+    Granian(
+        target,
+        address=host,
+        port=port,
+        interface="wsgi",
+        workers=1,
+        blocking_threads=threads,
+        factory=factory,
+    ).serve()
+
+
+def main() -> int:
+    """Serve :func:`build`'s application with granian on ``--host``/``--port``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8069)
     parser.add_argument("--threads", type=int, default=BLOCKING_THREADS)
     args = parser.parse_args()
-    here = str(Path(__file__).resolve().parent)
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
-    sys.path.insert(0, here)
-    Granian(
-        "granian_dispatcher:build",
-        address=args.host,
-        port=args.port,
-        interface="wsgi",
-        workers=1,
-        blocking_threads=args.threads,
-        factory=True,
-    ).serve()
+    serve("granian_dispatcher:build", args.host, args.port, args.threads, factory=True)
     return 0
 
 

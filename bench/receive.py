@@ -44,6 +44,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import granian_dispatcher
 import receive_report
 from benchkit import (
     MIB,
@@ -81,8 +82,8 @@ CONNECTIONS = (8, 64)
 PROFILE_SECONDS = 12.0
 SLOW_CONNECTIONS = 8
 CEILING = "ceiling"
-#: The floor's threads where a server's are not the dispatcher's (bench/granian_dispatcher.py).
-FLOOR_THREADS = {"granian": 8}
+#: The floor's threads where a server's are not the dispatcher's.
+FLOOR_THREADS = {"granian": granian_dispatcher.BLOCKING_THREADS}
 #: Large-body requests per connection in the memory part, and its connections.
 LARGE_REQUESTS, LARGE_CONNECTIONS = 3, 16
 
@@ -315,12 +316,12 @@ def installs_of(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 def start_targets(args: argparse.Namespace, work: Path) -> list[Target]:
     """The ceiling and every dispatcher target, started and warmed up."""
-    targets = [Target(CEILING, start_ceiling(work, Settings().http.threads))]
+    threads = Settings().http.threads
+    targets = [Target(CEILING, start_ceiling(work, threads))]
     if args.floors:
         for server in args.servers.split(","):
             if server != "cheroot":  # under cheroot the bare app is the ceiling
-                threads = FLOOR_THREADS.get(server, Settings().http.threads)
-                floor = start_ceiling(work, threads, server)
+                floor = start_ceiling(work, FLOOR_THREADS.get(server, threads), server)
                 targets.append(Target(floor.name, floor, server=server))
     installs = installs_of(args)
     for setup_name in args.setups.split(","):
