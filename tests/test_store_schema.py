@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import threading
+import time
 from typing import Any
 
 import peewee
@@ -106,3 +109,30 @@ def test_an_old_mysql_table_keeps_events_over_64_kib(
     task = store.record_event(event, TaskStatus.ACCEPTED).task
     assert len(store.get_task(task.id).event_json) > 100_000  # type: ignore[union-attr]
     store.close_database()
+
+
+def test_a_new_sqlite_file_switches_to_wal_while_another_holds_the_write_lock(
+    settings: Settings,
+) -> None:
+    """SQLite refuses the switch at once (no busy wait) while another process writes:
+    opening waits for the lock instead of failing the start."""
+    if not settings.database_url.startswith("sqlite"):
+        pytest.skip("the write-ahead log is SQLite's")
+    path = settings.database_url.removeprefix("sqlite:///")
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE other (id INTEGER)")
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.5, holder.execute, ("COMMIT",))
+    release.start()
+    try:
+        started = time.monotonic()
+        store.open_database(settings)
+        waited = time.monotonic() - started
+        with store.connection():
+            mode = store.database_proxy.obj.execute_sql("PRAGMA journal_mode").fetchone()[0]
+        store.close_database()
+    finally:
+        release.join()
+        holder.close()
+    assert mode == "wal"
+    assert waited >= 0.4  # it waited for the other writer rather than skipping the switch

@@ -9,6 +9,7 @@ done it first.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import peewee
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: Every table of the store, created at start when missing.
 TABLES: tuple[type[peewee.Model], ...] = (Task, Attempt, TaskChart, TaskLog, *tallies.TABLES)
+#: How long a SQLite connection waits for another's write lock.
+SQLITE_BUSY_SECONDS = 30
 #: The tables whose rows belong to one task (``task_id``): deleted with it.
 TASK_TABLES = (Attempt, TaskChart, TaskLog)
 
@@ -38,8 +41,8 @@ def open_database(settings: Settings) -> peewee.Database:
     if url.startswith("sqlite:"):
         database = connect_url(
             url,
-            pragmas={"journal_mode": "wal", "busy_timeout": 30_000, "synchronous": "normal"},
-            timeout=30,
+            pragmas={"busy_timeout": SQLITE_BUSY_SECONDS * 1000, "synchronous": "normal"},
+            timeout=SQLITE_BUSY_SECONDS,
         )
     elif url.startswith(("mysql", "mariadb")):
         database = connect_url(
@@ -53,12 +56,32 @@ def open_database(settings: Settings) -> peewee.Database:
         database = connect_url(url)
     database_proxy.initialize(database)
     with database.connection_context():
+        if isinstance(database, peewee.SqliteDatabase):
+            _use_write_ahead_log(database, time.monotonic() + SQLITE_BUSY_SECONDS)
         for table in TABLES:
             _create(database, table)
             _add_missing_columns(database, table)
             _widen_long_text(database, table)
         tallies.install(database)  # the summary /metrics reads, and its triggers
     return database
+
+
+def _use_write_ahead_log(database: peewee.SqliteDatabase, deadline: float) -> None:
+    """Switch the SQLite file to WAL (a property of the file, so once per start is enough).
+
+    SQLite answers "database is locked" at once, without waiting its busy timeout, when
+    another connection holds a write lock during the switch (two processes opening a new
+    file together): try again until ``deadline``.
+    """
+    untyped: Any = database  # (PeeWee's execute_sql has no annotations)
+    while True:
+        try:
+            untyped.execute_sql("PRAGMA journal_mode = wal")
+            return
+        except peewee.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _create(database: peewee.Database, table: type[peewee.Model]) -> None:
