@@ -25,6 +25,24 @@ def _capture(settings: Settings) -> tuple[logging.Logger, io.StringIO]:
     return logging.getLogger("pacifica.test"), stream
 
 
+def test_flush_writes_the_buffered_lines_at_once(settings: Settings) -> None:
+    """What an exit that skips Python's clean-up calls: the lines are written now."""
+    handler = logconfig.configure(settings, buffered=True)
+    stream = io.StringIO()
+    handler.setStream(stream)  # type: ignore[attr-defined]
+    try:
+        for number in range(3):
+            logging.getLogger("pacifica.test").info("line %d", number)
+        logconfig.flush()
+        assert [line.split(": ", 1)[1] for line in stream.getvalue().splitlines()] == [
+            "line 0",
+            "line 1",
+            "line 2",
+        ]
+    finally:
+        logconfig.configure(settings)
+
+
 def test_json_lines_carry_the_task_and_event(settings: Settings) -> None:
     log, stream = _capture(settings.with_changes(log_format="json"))
     log.info("outside")

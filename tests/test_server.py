@@ -58,8 +58,8 @@ class Server:
         return self.log.read_text(errors="replace")
 
 
-def start_server(settings: Settings, folder: Path, **env: str) -> Server:
-    """The console script's web server on a free port, waited for until /health answers."""
+def launch_server(settings: Settings, folder: Path, **env: str) -> Server:
+    """The console script's web server on a free port, not waited for."""
     port = free_port()
     environment = environment_for(settings, os.environ)
     environment.update(env)
@@ -72,7 +72,13 @@ def start_server(settings: Settings, folder: Path, **env: str) -> Server:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = Server(process, port, log)
+    return Server(process, port, log)
+
+
+def start_server(settings: Settings, folder: Path, poll_seconds: float = 0.2, **env: str) -> Server:
+    """:func:`launch_server`, waited for until /health answers (asked every ``poll_seconds``)."""
+    server = launch_server(settings, folder, **env)
+    process = server.process
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         assert process.poll() is None, server.log_text()
@@ -80,7 +86,7 @@ def start_server(settings: Settings, folder: Path, **env: str) -> Server:
             if requests.get(server.url + "/health", timeout=2).status_code == 200:
                 return server
         except requests.RequestException:
-            time.sleep(0.2)
+            time.sleep(poll_seconds)
     raise AssertionError(f"the server did not answer within 60 s:\n{server.log_text()}")
 
 
@@ -94,16 +100,20 @@ def stop_server(server: Server) -> None:
             server.process.wait()
 
 
-@contextlib.contextmanager
-def server_in(folder: Path, **env: str) -> Iterator[Server]:
-    """A server on SQLite and the embedded broker in ``folder``, stopped afterwards."""
-    settings = Settings(
+def settings_in(folder: Path) -> Settings:
+    """SQLite and the embedded broker in ``folder``."""
+    return Settings(
         database_url=f"sqlite:///{folder / 'tasks.sqlite3'}",
         state_dir=folder / "state",
         work_dir=folder / "state" / "work",
         transfer="local",
     )
-    started = start_server(settings, folder, **env)
+
+
+@contextlib.contextmanager
+def server_in(folder: Path, poll_seconds: float = 0.2, **env: str) -> Iterator[Server]:
+    """A server with :func:`settings_in` ``folder``, stopped afterwards."""
+    started = start_server(settings_in(folder), folder, poll_seconds, **env)
     try:
         yield started
     finally:
@@ -388,3 +398,35 @@ def test_the_loop_waits_while_a_task_holds_the_output_lock() -> None:
         channel.del_channel()
         ours.close()
         theirs.close()
+
+
+def test_a_sigterm_right_after_the_first_answer_is_a_clean_stop(tmp_path: Path) -> None:
+    """It answers only once CherryPy's engine has started: from the first answer on, SIGTERM
+    stops it cleanly (exit 0, the whole log written), never with CherryPy's ``os._exit(70)``
+    for a start that had not finished."""
+    with server_in(tmp_path, poll_seconds=0.002) as started:
+        started.process.send_signal(signal.SIGTERM)
+        code = started.process.wait(timeout=60)
+    log = started.log_text()
+    assert code == 0, log
+    assert "ENGINE Bus STARTED" in log and "ENGINE Bus EXITED" in log, log
+
+
+def test_a_sigterm_while_it_starts_still_leaves_the_whole_log(tmp_path: Path) -> None:
+    """SIGTERM as soon as the socket listens (the engine still starting): whether CherryPy ends
+    the process at once (exit 70) or it had just started (0), its lines are written."""
+    server = launch_server(settings_in(tmp_path), tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and server.process.poll() is None:
+            with contextlib.suppress(OSError):
+                socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+                break
+            time.sleep(0.002)
+        server.process.send_signal(signal.SIGTERM)
+        code = server.process.wait(timeout=60)
+    finally:
+        stop_server(server)
+    log = server.log_text()
+    assert code in (0, 70), log
+    assert "waitress: 16 threads" in log and "ENGINE Bus STOPPED" in log, log

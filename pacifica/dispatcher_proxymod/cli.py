@@ -32,6 +32,7 @@ import cherrypy
 
 from .errors import DispatcherError
 from .logconfig import configure as configure_logging
+from .logconfig import flush as flush_logs
 from .logconfig import task_context
 from .operate import COMMANDS as OPERATOR_COMMANDS
 from .operate import add_operator_commands, run_operator_command
@@ -160,6 +161,8 @@ def serve(settings: Settings, host: str, port: int, cp_config: str | None = None
     mount(cherrypy.tree, host, port, settings.http, settings.max_body_bytes)
     if hasattr(cherrypy.engine, "signal_handler"):
         cherrypy.engine.signal_handler.subscribe()
+    # a SIGTERM during the start ends the process with os._exit: its lines written first
+    cherrypy.engine.subscribe("exit", flush_logs, priority=100)
     cherrypy.engine.start()
     cherrypy.engine.block()
 

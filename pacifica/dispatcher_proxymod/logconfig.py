@@ -158,3 +158,10 @@ def configure(
     _installed = handler
     logging.captureWarnings(True)  # e.g. Celery's warning about running as root
     return handler
+
+
+def flush() -> None:
+    """Write every line the installed handler still holds (for an exit that skips Python's own
+    clean-up: CherryPy's ``os._exit`` when a start is interrupted)."""
+    if _installed is not None:
+        _installed.flush()

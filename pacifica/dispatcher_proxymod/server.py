@@ -20,10 +20,12 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import cherrypy
 from cherrypy.process.servers import ServerAdapter
+from cherrypy.process.wspbus import states
 from waitress import wasyncore
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
@@ -43,6 +45,8 @@ IDENT = "pacifica-dispatcher"
 #: The longest the server's loop sleeps between passes (then it checks for a stop, and every
 #: connection's wants, again).
 LOOP_SECONDS = 0.5
+#: How often a server not yet allowed to answer asks again (``may_serve``).
+GATE_SECONDS = 0.01
 
 #: Bytes of a request body kept in memory while it arrives; the rest goes to a temporary file.
 INBUF_OVERFLOW = 64 * 1024
@@ -171,10 +175,21 @@ class GuardedServer(TcpWSGIServer):
 class WaitressServer:
     """The HTTP server as CherryPy's engine expects one (``start``, ``stop``, ``ready``)."""
 
-    def __init__(self, app: Any, host: str, port: int, http: HttpSettings, max_body: int) -> None:
+    def __init__(
+        self,
+        app: Any,
+        host: str,
+        port: int,
+        http: HttpSettings,
+        max_body: int,
+        may_serve: Callable[[], bool] = lambda: True,
+    ) -> None:
+        """``may_serve``: asked every :data:`GATE_SECONDS` once the socket listens; nothing is
+        answered before it says True (clients wait in the listen backlog meanwhile)."""
         self.app = app
         self.http = http
         self.ready = False
+        self.may_serve = may_serve
         self._stopped = threading.Event()
         parser = type(
             "Parser",
@@ -232,6 +247,8 @@ class WaitressServer:
             self.http.request_timeout_seconds,
             self.http.idle_timeout_seconds,
         )
+        while not self.may_serve() and not self._stopped.wait(GATE_SECONDS):
+            pass
         try:
             sockets: dict[int, Any] = server._map  # type: ignore[attr-defined]
             while sockets:
@@ -271,8 +288,17 @@ class WaitressServer:
 
 
 def mount(app: Any, host: str, port: int, http: HttpSettings, max_body: int) -> WaitressServer:
-    """Serve ``app`` with waitress under CherryPy's engine in place of its own cheroot server."""
+    """Serve ``app`` with waitress under CherryPy's engine in place of its own cheroot server.
+
+    It answers once the engine has started: CherryPy ends a process whose start had not
+    finished at once (``os._exit(70)``, unwritten log lines lost) when SIGTERM comes, so a
+    client that got an answer must be able to count on a clean stop.
+    """
     cherrypy.server.unsubscribe()
-    server = WaitressServer(app, host, port, http, max_body)
+    server = WaitressServer(app, host, port, http, max_body, may_serve=_engine_started)
     ServerAdapter(cherrypy.engine, server, (host, port)).subscribe()
     return server
+
+
+def _engine_started() -> bool:
+    return bool(cherrypy.engine.state == states.STARTED)
