@@ -47,6 +47,7 @@ from typing import Any
 import granian_dispatcher
 import receive_report
 from benchkit import (
+    CEILING,
     MIB,
     SERVERS,
     SETUPS,
@@ -81,7 +82,6 @@ CONNECTIONS = (8, 64)
 #: The length of a profiled run (py-spy samples at 100 Hz, only while a thread holds the GIL).
 PROFILE_SECONDS = 12.0
 SLOW_CONNECTIONS = 8
-CEILING = "ceiling"
 #: The floor's threads where a server's are not the dispatcher's.
 FLOOR_THREADS = {"granian": granian_dispatcher.BLOCKING_THREADS}
 #: Large-body requests per connection in the memory part, and its connections.

@@ -6,9 +6,16 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from benchkit import median, print_table, summarize_profile, summarize_self, summarize_threads
+from benchkit import (
+    CEILING,
+    is_bare_app,
+    median,
+    print_table,
+    summarize_profile,
+    summarize_self,
+    summarize_threads,
+)
 
-CEILING = "ceiling"
 #: Frames worth showing from a profile (the rest is the servers' plumbing).
 INTERESTING = (
     "dispatcher_proxymod",
@@ -56,7 +63,7 @@ def print_run(run: Any) -> None:
         f"err {wrk.errors}  cpu web/db/broker {_ms(cpu['web'])}/{_ms(cpu['db'])}/"
         f"{_ms(cpu['broker'])} ms"
     )
-    if run.target != CEILING and not run.target.startswith("floor/"):
+    if not is_bare_app(run.target):
         line += f"  msgs {run.messages}" + (f" (dup {run.duplicates})" if run.duplicates else "")
         line += "  checked" if not run.problems else f"  PROBLEMS {run.problems}"
     if run.load == "slow":

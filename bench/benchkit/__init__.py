@@ -49,9 +49,11 @@ from .load import (
     run_wrk,
 )
 from .procs import (
+    CEILING,
     SERVERS,
     Service,
     free_port,
+    is_bare_app,
     scratch,
     start,
     start_ceiling,
@@ -83,6 +85,7 @@ from .setups import (
 __all__ = [
     "BENCH",
     "BENCH_DATABASE",
+    "CEILING",
     "EVENT_ID_PLACEHOLDER",
     "EXAMPLES",
     "EXAMPLE_DATA",
@@ -115,6 +118,7 @@ __all__ = [
     "event_template",
     "example_event",
     "free_port",
+    "is_bare_app",
     "machine",
     "make_setup",
     "median",

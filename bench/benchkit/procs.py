@@ -144,12 +144,22 @@ def start_web(
     return service
 
 
+#: The bare app's name under cheroot (the ceiling); under another server it is ``floor/<server>``.
+CEILING = "ceiling"
+FLOOR_PREFIX = "floor/"
+
+
+def is_bare_app(name: str) -> bool:
+    """Whether a target named ``name`` is the bare app (ceiling or floor), not the dispatcher."""
+    return name == CEILING or name.startswith(FLOOR_PREFIX)
+
+
 def start_ceiling(log_dir: Path, threads: int = 16, server: str = "cheroot") -> Service:
     """The bare app (``bench/ceiling.py``) with as many threads as the dispatcher: under
     cheroot the ceiling; under ``server`` (waitress, granian) that server's floor."""
     port = free_port()
     command = [PYTHON, str(BENCH / "ceiling.py"), "--port", str(port), "--threads", str(threads)]
-    name = "ceiling" if server == "cheroot" else f"floor/{server}"
+    name = CEILING if server == "cheroot" else f"{FLOOR_PREFIX}{server}"
     service = start(name, [*command, "--server", server], dict(os.environ), log_dir)
     service.url = f"http://127.0.0.1:{port}"
     wait_http(service, "/")
