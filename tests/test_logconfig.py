@@ -65,8 +65,7 @@ def test_json_lines_carry_the_task_and_event(settings: Settings) -> None:
 
 def test_text_lines_name_the_task(settings: Settings) -> None:
     log, stream = _capture(settings)
-    with logconfig.task_context("t-2"):
-        logconfig.set_event_id("e-2")
+    with logconfig.task_context("t-2", "e-2"):
         log.info("working")
         log.info("task t-2 ended")
     first, second = stream.getvalue().splitlines()

@@ -22,7 +22,7 @@ import peewee
 from . import store
 from .errors import ModelFailed, TaskCancelled, TransferError, UnprocessableEvent, UploadFailed
 from .events import Event
-from .logconfig import set_event_id
+from .logconfig import task_context
 from .proxymod import answer
 from .proxymod.handler import HandlerResult, handle
 from .proxymod.validate import rejection_reasons
@@ -116,15 +116,15 @@ def execute(settings: Settings, task_id: str, transfer: Transfer) -> Execution:
         return Execution("busy", countdown=settings.stale_after_seconds)
     task = store.get_task(task_id)
     assert task is not None
-    set_event_id(task.event_id)
-    log.info("task %s started: attempt %d on %s", task_id, task.attempts, worker)
-    outcome = _run(settings, task, worker, transfer)
-    if isinstance(outcome, Execution):
-        return outcome
-    outcome = _answer(settings, task, worker, outcome, transfer)
-    _record_outcome(settings, task_id, worker, outcome)
-    log_end(task_id, outcome.status, outcome.reason)
-    return Execution("done", status=outcome.status, reason=outcome.error_message)
+    with task_context(task_id, task.event_id):  # every line from here names the event too
+        log.info("task %s started: attempt %d on %s", task_id, task.attempts, worker)
+        outcome = _run(settings, task, worker, transfer)
+        if isinstance(outcome, Execution):
+            return outcome
+        outcome = _answer(settings, task, worker, outcome, transfer)
+        _record_outcome(settings, task_id, worker, outcome)
+        log_end(task_id, outcome.status, outcome.reason)
+        return Execution("done", status=outcome.status, reason=outcome.error_message)
 
 
 def log_end(task_id: str, status: TaskStatus, reason: str | None) -> None:

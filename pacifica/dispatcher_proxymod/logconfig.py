@@ -52,11 +52,6 @@ def task_context(task_id: str | None, event_id: str | None = None) -> Iterator[N
         _current.reset(token)
 
 
-def set_event_id(event_id: str) -> None:
-    """Add the event id to the current context once it is known."""
-    _current.set(TaskContext(current().task_id, event_id))
-
-
 def current() -> TaskContext:
     """The task the current code works on (fields None outside a task)."""
     return _current.get() or _NO_TASK
