@@ -19,6 +19,7 @@ from playhouse.migrate import SchemaMigrator, migrate
 
 from ..settings import Settings
 from . import tallies
+from .batch import timed_out
 from .charts import TaskChart
 from .db import database_proxy
 from .logs import TaskLog
@@ -79,7 +80,7 @@ def _use_write_ahead_log(database: peewee.SqliteDatabase, deadline: float) -> No
             untyped.execute_sql("PRAGMA journal_mode = wal")
             return
         except peewee.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() >= deadline:
+            if not timed_out(exc) or time.monotonic() >= deadline:
                 raise
             time.sleep(0.05)
 
