@@ -671,10 +671,12 @@ def check_ports_free(stack: Stack) -> None:
             )
 
 
-def start(stack: Stack, svc: Service, env: Mapping[str, str], clock: Clock) -> bool:
-    """Start one process in its own session unless it runs already; True if started."""
+def start(
+    stack: Stack, svc: Service, env: Mapping[str, str], clock: Clock
+) -> subprocess.Popen[bytes] | None:
+    """Start one process in its own session unless it runs already; the process if started."""
     if running_pid(stack, svc) is not None:
-        return False
+        return None
     log = stack.log_file(svc)
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -688,7 +690,7 @@ def start(stack: Stack, svc: Service, env: Mapping[str, str], clock: Clock) -> b
         )
     stack.pid_file(svc).write_text(f"{proc.pid}\n")
     clock.say(f"started {svc.name} (pid {proc.pid}, log {log})")
-    return True
+    return proc
 
 
 def answers(svc: Service, timeout: float = 3.0) -> bool:
@@ -707,13 +709,24 @@ def worker_ready(stack: Stack, svc: Service) -> bool:
         return False
 
 
-def wait_ready(stack: Stack, services: Sequence[Service], clock: Clock) -> None:
-    """Wait, bounded, until every service answers; name the culprit and its log otherwise."""
+def wait_ready(
+    stack: Stack,
+    services: Sequence[Service],
+    clock: Clock,
+    started: Mapping[str, subprocess.Popen[bytes]],
+) -> None:
+    """Wait, bounded, until every service answers; name the culprit and its log otherwise.
+
+    A process this ``up`` ``started`` has exited when it says so: its ``/proc`` command line
+    (what :func:`running_pid` reads) can be empty for a moment while the kernel still sets
+    up the program it just executed, so under load a starting worker looked gone.
+    """
     deadline = time.monotonic() + START_TIMEOUT_S
     pending = list(services)
     while pending:
         for svc in list(pending):
-            if running_pid(stack, svc) is None:
+            proc = started.get(svc.name)
+            if (proc.poll() is not None) if proc else running_pid(stack, svc) is None:
                 log = stack.log_file(svc)
                 raise StackError(f"{svc.name} exited; log {log}:\n{log_tail(log)}")
             ready = answers(svc) if svc.port is not None else worker_ready(stack, svc)
@@ -905,9 +918,8 @@ def cmd_up(stack: Stack) -> int:
             clock.say("created databases " + ", ".join(created))
         sync_schemas(stack, created, clock)
         env = service_env(stack)
-        for svc in everything:
-            start(stack, svc, env, clock)
-        wait_ready(stack, everything, clock)
+        started = {svc.name: proc for svc in everything if (proc := start(stack, svc, env, clock))}
+        wait_ready(stack, everything, clock, started)
     seed_metadata(stack, clock)
     check_policy(stack)
     info = summary(stack)
